@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The main job on the offline default data, from a fresh clone: set-up, raw data, every stage.
+#   bash scripts/demo.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+cd "$ROOT"
+t0=$(date +%s)
+step() { printf '\n==> %s\n' "$*"; }
+
+step "set-up (bash scripts/setup.sh)"
+bash scripts/setup.sh
+step "raw data (bash scripts/prepare_data.sh: offline sample unless raw data is already there)"
+if [[ -f _data/data/raw/train.csv ]]; then
+  echo "using the raw data already in _data/data/raw ($(head -c 300 _data/data/raw/SOURCE.json 2>/dev/null | tr -d '\n' || echo 'user-provided'))"
+else
+  bash scripts/prepare_data.sh
+fi
+step "dataset01 (src/dataset/dataset01/make_dataset.py)"
+"$PY" src/dataset/dataset01/make_dataset.py
+step "feature01 (src/feature/feature01/build_features.py)"
+"$PY" src/feature/feature01/build_features.py
+
+printf '\n==> done in %d s. Browse the runs: bash scripts/mlflow_ui.sh\n' "$(( $(date +%s) - t0 ))"

@@ -1,0 +1,118 @@
+"""MLflow setup shared by every stage: one store under logs/mlruns, whatever the current directory.
+
+The tracking URI defaults to `sqlite:///<root>/logs/mlruns/mlflow.db` with artifacts under
+`logs/mlruns/artifacts/<experiment>`. Set MLFLOW_TRACKING_URI (e.g. an MLflow server or PostgreSQL) to
+scale out; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from src.utils.paths import MLRUNS_DIR, ROOT
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
+
+ARTIFACTS_DIR = MLRUNS_DIR / "artifacts"
+DEFAULT_TRACKING_URI = f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def setup_mlflow(uri: str | None = None) -> str:
+    """Point MLflow at the workspace store (creating its folders) and return the URI."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def get_or_create_experiment(name: str) -> str:
+    """Experiment id for `name`; new experiments keep their artifacts under logs/mlruns/artifacts."""
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        location = os.environ.get("MLFLOW_ARTIFACT_ROOT")
+        location = f"{location.rstrip('/')}/{name}" if location else (ARTIFACTS_DIR / name).as_uri()
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            # Another process created it between our look-up and our create.
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Nested mapping → ("a.b.c", value) pairs, for MLflow params."""
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from flatten(value, f"{name}.")
+        else:
+            yield name, value
+
+
+def is_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(marker in upper for marker in SECRET_MARKERS)
+
+
+def log_params_flat(cfg: Mapping[str, Any]) -> None:
+    """Log a (resolved) config as flattened params; values are cut to MLflow's length limit."""
+    params = {k: str(v)[:6000] for k, v in flatten(cfg) if not is_secret_name(k.split(".")[-1])}
+    items = list(params.items())
+    for i in range(0, len(items), 100):
+        mlflow.log_params(dict(items[i : i + 100]))
+
+
+def git_info() -> dict[str, str]:
+    """Commit and dirty flag of the workspace (empty values outside a git checkout)."""
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+            )
+            return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit or "unknown", "git_dirty": str(bool(dirty)).lower() if commit else "unknown"}
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.executable).name, *sys.argv])
+
+
+def standard_tags(stage: str, folder: str) -> dict[str, str]:
+    """Tags every run carries: where its code lives, which commit, how it was started."""
+    from src.utils.hashing import tree_sha256
+
+    return {
+        **git_info(),
+        "stage": stage,
+        "experiment_folder": f"src/{stage}/{folder}",
+        "code_hash": tree_sha256(ROOT / "src" / stage / folder),
+        "utils_hash": tree_sha256(ROOT / "src" / "utils"),
+        "command": command_line(),
+        "mlflow.source.name": f"src/{stage}/{folder}",
+    }
