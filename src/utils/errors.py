@@ -26,6 +26,8 @@ def exit_on_user_error(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except WorkspaceError as exc:
+            if _in_multirun():
+                raise  # the sweeper records the failed trial and goes on
             log.debug("user error", exc_info=True)
             for h in logging.getLogger().handlers:
                 h.flush()
@@ -33,3 +35,13 @@ def exit_on_user_error(func: F) -> F:
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:
+        return False

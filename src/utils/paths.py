@@ -30,6 +30,24 @@ def config_dir(stage: str, folder: str) -> str:
     return str(CONFIG_DIR / stage / folder)
 
 
-# `${root:}` in any YAML resolves to the project root, so Hydra's output dirs never depend on the cwd.
-if not OmegaConf.has_resolver("root"):
-    OmegaConf.register_new_resolver("root", lambda: str(ROOT))
+def _stable_id(items: object) -> str:
+    """Short hash of a list of overrides: the same sweep command always maps to the same study."""
+    import hashlib
+
+    values = sorted(str(v) for v in (items or []))
+    return hashlib.sha256("\n".join(values).encode()).hexdigest()[:10]
+
+
+def _direction(mode: str) -> str:
+    if mode not in ("max", "min"):
+        raise ValueError(f"monitor_mode must be max or min, not {mode!r}")
+    return "maximize" if mode == "max" else "minimize"
+
+
+# Config resolvers, registered before Hydra composes any config:
+#   ${root:}            the project root, so output dirs and stores never depend on the cwd
+#   ${stable_id:LIST}   short hash of a list (sweep overrides -> Optuna study name)
+#   ${direction:max}    Optuna direction for a monitor mode
+for _name, _fn in (("root", lambda: str(ROOT)), ("stable_id", _stable_id), ("direction", _direction)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
