@@ -26,7 +26,7 @@ def exit_on_user_error(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except WorkspaceError as exc:
-            if _in_multirun():
+            if in_multirun():
                 raise  # the sweeper records the failed trial and goes on
             log.debug("user error", exc_info=True)
             for h in logging.getLogger().handlers:
@@ -37,7 +37,7 @@ def exit_on_user_error(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode

@@ -31,3 +31,16 @@ def stop_log_file(handler: logging.Handler) -> None:
     handler.flush()
     logging.getLogger().removeHandler(handler)
     handler.close()
+
+
+def quiet_libraries() -> None:
+    """Silence start-up chatter that says nothing about this run (GPU/TPU probes, tips, deprecations)."""
+    import warnings
+
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # We log pickled models on purpose (pt2 reloads as a GraphModule, not the LightningModule).
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")

@@ -9,7 +9,7 @@ from typing import Any
 
 import mlflow
 
-from src.utils.errors import WorkspaceError
+from src.utils.errors import WorkspaceError, in_multirun
 from src.utils.logs import start_log_file, stop_log_file
 from src.utils.tracking import get_or_create_experiment, log_params_flat, setup_mlflow, standard_tags
 
@@ -48,7 +48,8 @@ def tracked_run(
         raise
     except WorkspaceError as exc:
         status = "FAILED"
-        log.error("%s", exc)
+        # a user error is one line on the console; in a sweep the trial's log keeps the traceback too
+        log.error("%s", exc, exc_info=in_multirun())
         raise
     except BaseException:
         status = "FAILED"

@@ -18,6 +18,7 @@ from src.utils.paths import MLRUNS_DIR, ROOT
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
 

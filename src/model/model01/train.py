@@ -31,6 +31,7 @@ from src.model.model01.model import OPTIMIZERS, SCHEDULERS, DigitCNN
 from src.utils.callbacks import MlflowEpochMetrics, StopOnNonFiniteLoss
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.io import read_json
+from src.utils.logs import quiet_libraries
 from src.utils.model_io import log_torch_model
 from src.utils.paths import LIGHTNING_DIR, config_dir, resolve
 from src.utils.plots import confusion_matrix_png
@@ -170,21 +171,24 @@ def log_oof(results: list[FoldResult], labels: np.ndarray, folds: np.ndarray) ->
 
 
 def train(cfg: DictConfig) -> float:
-    feature_dir = resolve(cfg.feature_dir)
-    manifest, arrays = load_features(feature_dir)
-    folds_to_run = check_config(cfg, int(manifest["n_folds"]))
-    tags = lineage(feature_dir, manifest)
+    quiet_libraries()
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    tags["hydra_overrides"] = json.dumps(list(hydra_cfg.overrides.task))
-    tags["hydra_output_dir"] = hydra_cfg.runtime.output_dir
+    tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
+            "hydra_output_dir": hydra_cfg.runtime.output_dir}
     if multirun and os.environ.get(PARENT_RUN_ENV):
         tags["mlflow.parentRunId"] = os.environ[PARENT_RUN_ENV]
     run_name = f"trial-{hydra_cfg.job.num}" if multirun else None
     experiment = "__debug__" if cfg.debug else str(cfg.experiment_name)
     params = OmegaConf.to_container(cfg, resolve=True)
 
+    # Everything, the input checks included, happens inside the run: a failed attempt leaves a FAILED run
+    # with its log, and a failed sweep trial is recorded like any other.
     with tracked_run(STAGE, FOLDER, experiment, params=params, tags=tags, run_name=run_name) as run:
+        feature_dir = resolve(cfg.feature_dir)
+        manifest, arrays = load_features(feature_dir)
+        folds_to_run = check_config(cfg, int(manifest["n_folds"]))
+        mlflow.set_tags(lineage(feature_dir, manifest))
         log_hydra_files(cfg)
         ckpt_dir = LIGHTNING_DIR / experiment / run.info.run_id
         cv = len(folds_to_run) > 1

@@ -1,0 +1,171 @@
+"""model01: single runs, debug runs, Optuna sweeps with their MLflow parent/child record, resume.
+
+One prepared workspace (offline sample data -> dataset01 -> feature01) serves the whole module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import Workspace, make_workspace
+
+pytestmark = pytest.mark.slow
+SWEEP = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "dropout=choice(0.1,0.3)", "max_epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    ws = make_workspace(tmp_path_factory.mktemp("model01") / "ws")
+    for step in (("bash", "scripts/prepare_data.sh"), ("script", "src/dataset/dataset01/make_dataset.py"),
+                 ("script", "src/feature/feature01/build_features.py")):
+        res = getattr(ws, step[0])(step[1])
+        assert res.returncode == 0, res.stderr
+    return ws
+
+
+def experiment_runs(ws: Workspace, name: str, query: str = "") -> list:
+    client = ws.client()
+    exp = client.get_experiment_by_name(name)
+    return [] if exp is None else client.search_runs([exp.experiment_id], query, max_results=1000)
+
+
+def artifacts(client, run_id: str, path: str | None = None) -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= artifacts(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def study_of(ws: Workspace, parent) -> optuna.Study:
+    storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
+    return optuna.load_study(study_name=parent.data.tags["optuna_study"], storage=storage)
+
+
+def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> None:
+    res = ws.script("src/model/model01/train.py", *SWEEP, "hydra.sweeper.n_trials=3")
+    assert res.returncode == 0, res.stderr[-3000:]
+    client = ws.client()
+    (parent,) = experiment_runs(ws, "model01", "tags.sweep = 'parent'")
+    children = experiment_runs(ws, "model01", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert parent.info.status == "FINISHED" and len(children) == 3
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert list((ws.root / "multirun/model01").glob("*/*/0/.hydra/overrides.yaml"))
+
+    # every trial run: params, per-epoch metrics, artifacts, tags (lineage, code, git, command)
+    fman = json.loads((ws.root / "_data/feature/feature01/manifest.json").read_text())
+    for child in children:
+        p, m, t = child.data.params, child.data.metrics, child.data.tags
+        for key in ("lr", "batch_size", "max_epochs", "weight_decay", "dropout", "optimizer", "seed", "fold",
+                    "model.channels", "trainer.max_epochs", "callbacks.early_stopping.patience"):
+            assert key in p, key
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "best_val_acc", "objective", "oof_acc"):
+            assert key in m, key
+        assert [h.step for h in client.get_metric_history(child.info.run_id, "val_acc")] == [0]
+        files = artifacts(client, child.info.run_id)
+        for name in ("config.yaml", "hydra/hydra.yaml", "hydra/overrides.yaml", "confusion_matrix.png",
+                     "oof_predictions.csv"):
+            assert name in files, name
+        assert any(f.startswith("logs/") and f.endswith(".log") for f in files)
+        assert any(f.startswith("checkpoints/fold0/") and f.endswith(".ckpt") for f in files)
+        assert t["feature01_hash"] == fman["content_hash"] and t["feature01_run_id"] == fman["mlflow_run_id"]
+        assert t["dataset01_hash"] == fman["dataset01_hash"] and t["dataset01_run_id"] == fman["dataset01_run_id"]
+        assert t["experiment_folder"] == "src/model/model01" and len(t["code_hash"]) == 64
+        assert len(t["utils_hash"]) == 64 and t["git_dirty"] in ("true", "false", "unknown")
+        assert "git_commit" in t and "train.py" in t["command"] and t["is_sample_data"] == "true"
+
+    # the objective the sweeper got is each run's best validation metric
+    study = study_of(ws, parent)
+    by_trial = {int(c.data.tags["optuna_trial"]): c for c in children}
+    assert sorted(by_trial) == [0, 1, 2]
+    for trial in study.trials:
+        assert trial.state.name == "COMPLETE"
+        assert trial.value == pytest.approx(by_trial[trial.number].data.metrics["best_val_acc"])
+        assert by_trial[trial.number].data.params["lr"] == str(trial.params["lr"])
+
+    # the parent: best trial's run, params and value; trials table and plots
+    best = max(children, key=lambda c: c.data.metrics["objective"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_val_acc"] == pytest.approx(best.data.metrics["objective"])
+    assert parent.data.params["best.lr"] == best.data.params["lr"]
+    assert parent.data.metrics["n_trials_failed"] == 0
+    files = artifacts(client, parent.info.run_id)
+    assert {"sweep/trials.csv", "sweep/optimization_history.png", "sweep/param_importances.png"} <= files
+    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "sweep/trials.csv"))
+    assert len(table) == 3 and set(table["mlflow_run_id"]) == {c.info.run_id for c in children}
+
+    # runs:/<id>/model gives the LightningModule back, with the same outputs as the logged checkpoint
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    model = mlflow.pytorch.load_model(f"runs:/{best.info.run_id}/model")
+    assert type(model).__name__ == "DigitCNN" and hasattr(model, "training_step")
+    ckpt = next(f for f in artifacts(client, best.info.run_id) if f.endswith(".ckpt"))
+    ckpt_model = type(model).load_from_checkpoint(client.download_artifacts(best.info.run_id, ckpt),
+                                                  map_location="cpu").eval()
+    x = torch.from_numpy(np.load(ws.root / "_data/feature/feature01/train_x.npy")[:64])
+    with torch.inference_mode():
+        assert torch.equal(model.eval()(x), ckpt_model(x))
+
+    # resume: the same command with n_trials=4 runs one more trial, at a new point
+    res = ws.script("src/model/model01/train.py", *SWEEP, "hydra.sweeper.n_trials=4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    parents = experiment_runs(ws, "model01", "tags.sweep = 'parent'")
+    (second,) = [p for p in parents if p.info.run_id != parent.info.run_id]
+    assert second.data.tags["resumed_from_run_id"] == parent.info.run_id
+    assert len(experiment_runs(ws, "model01", f"tags.mlflow.parentRunId = '{second.info.run_id}'")) == 1
+    trials = study_of(ws, parent).trials
+    assert len(trials) == 4
+    assert trials[3].params not in [t.params for t in trials[:3]]
+
+
+def test_single_run_cv_and_debug(ws: Workspace) -> None:
+    before = len(experiment_runs(ws, "model01"))
+    res = ws.script("src/model/model01/train.py", "max_epochs=1", "fold=all")
+    assert res.returncode == 0, res.stderr[-3000:]
+    run_id = res.stdout.split("run_id=")[1].split()[0]
+    client = ws.client()
+    run = client.get_run(run_id)
+    assert "mlflow.parentRunId" not in run.data.tags and run.info.status == "FINISHED"
+    m = run.data.metrics
+    folds = [m[f"fold{k}_best_val_acc"] for k in range(5)]
+    assert m["cv_val_acc"] == pytest.approx(np.mean(folds)) == pytest.approx(m["objective"])
+    assert [h.step for h in client.get_metric_history(run_id, "fold3/val_acc")] == [0]
+    oof = pd.read_csv(client.download_artifacts(run_id, "oof_predictions.csv"))
+    assert len(oof) == 1437 and sorted(oof["fold"].unique()) == [0, 1, 2, 3, 4]
+    assert m["oof_acc"] == pytest.approx((oof["pred"] == oof["label"]).mean())
+    assert list((ws.root / "outputs/model01").glob("*/*/.hydra/config.yaml"))
+    assert list((ws.root / "logs/lightning/model01" / run_id).glob("fold4/*.ckpt"))
+
+    res = ws.script("src/model/model01/train.py", "debug=true")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(experiment_runs(ws, "__debug__")) == 1
+    assert len(experiment_runs(ws, "model01")) == before + 1
+
+
+def test_a_failing_trial_does_not_end_the_sweep(ws: Workspace) -> None:
+    # sgd with lr=100 diverges to NaN within the first epoch: a real failure, not a 0-accuracy success.
+    # The random sampler with the config's seed 42 proposes 100, 0.003, 0.003.
+    res = ws.script("src/model/model01/train.py", "-m", "lr=choice(0.003,100)", "optimizer=sgd", "max_epochs=1",
+                    "hydra/sweeper/sampler=random", "hydra.sweeper.n_trials=3",
+                    "hydra.sweeper.study_name=failing")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (parent,) = experiment_runs(ws, "model01", "tags.optuna_study = 'failing' and tags.sweep = 'parent'")
+    children = experiment_runs(ws, "model01", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    study = study_of(ws, parent)
+    states = {t.number: t.state.name for t in study.trials}
+    assert len(children) == len(states) == 3 and set(states.values()) == {"COMPLETE", "FAIL"}
+    for child in children:
+        lr = float(child.data.params["lr"])
+        assert child.info.status == ("FAILED" if lr == 100 else "FINISHED")
+        if "optuna_trial" in child.data.tags:
+            assert states[int(child.data.tags["optuna_trial"])] == ("FAIL" if lr == 100 else "COMPLETE")
+    assert parent.data.metrics["n_trials_failed"] == sum(s == "FAIL" for s in states.values())
+    log = Path(ws.client().download_artifacts(
+        next(c for c in children if c.info.status == "FAILED").info.run_id, "logs"))
+    assert "loss became nan" in "".join(p.read_text() for p in log.glob("*.log"))
