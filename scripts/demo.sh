@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the offline default data, from a fresh clone: set-up, raw data, every stage.
+# The main job on the offline default data, from a fresh clone: set-up, raw data, every stage, and a
+# short Optuna sweep of model01 (DEMO_TRIALS=5 trials). Ends with the best run_id and its metric.
 #   bash scripts/demo.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
@@ -20,4 +21,10 @@ step "dataset01 (src/dataset/dataset01/make_dataset.py)"
 step "feature01 (src/feature/feature01/build_features.py)"
 "$PY" src/feature/feature01/build_features.py
 
-printf '\n==> done in %d s. Browse the runs: bash scripts/mlflow_ui.sh\n' "$(( $(date +%s) - t0 ))"
+step "model01: Optuna sweep of ${DEMO_TRIALS:-5} trials (src/model/model01/train.py -m ...)"
+# Re-running this script resumes the same study: it only runs what is missing to reach n_trials.
+"$PY" src/model/model01/train.py -m 'lr=tag(log,interval(1e-4,1e-2))' 'dropout=interval(0.0,0.5)' \
+  "hydra.sweeper.n_trials=${DEMO_TRIALS:-5}"
+
+printf '\n==> done in %d s. Browse every run: bash scripts/mlflow_ui.sh  (then open http://127.0.0.1:5000)\n' \
+  "$(( $(date +%s) - t0 ))"

@@ -162,7 +162,11 @@ class MlflowSweepCallback(Callback):
 
         client = MlflowClient()
         try:
-            summarize_sweep(client, run_id, self.config)
+            best = summarize_sweep(client, run_id, self.config)
+            if best:
+                print(f"sweep done: parent run {run_id}; best run_id={best['run_id']} "
+                      f"{best['metric']}={best['value']:.4f} params={best['params']} "
+                      f"(browse: bash scripts/mlflow_ui.sh)", flush=True)
         except Exception:
             log.exception("could not summarise sweep %s", run_id)
             status = "FAILED"
@@ -171,7 +175,8 @@ class MlflowSweepCallback(Callback):
         log.info("sweep parent run %s ended %s", run_id, status)
 
 
-def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> None:
+def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> dict[str, Any] | None:
+    """Record the study's outcome on the parent run; returns the best trial (None if none completed)."""
     import optuna
     import pandas as pd
 
@@ -208,7 +213,7 @@ def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> None:
         completed = [t for t in trials if t.state.name == "COMPLETE"]
         if not completed:
             client.set_tag(parent_run_id, "best_run_id", "none (no trial completed)")
-            return
+            return None
         best = study.best_trial
         monitor = str(config.get("monitor", "objective"))
         client.log_metric(parent_run_id, f"best_{monitor}", float(best.value))
@@ -220,6 +225,8 @@ def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> None:
             path = tmp_path / f"{name}.png"
             plot.figure.savefig(path, dpi=110, bbox_inches="tight")
             client.log_artifact(parent_run_id, str(path), "sweep")
+    return {"run_id": run_of_trial.get(best.number, "unknown"), "metric": f"best_{monitor}",
+            "value": float(best.value), "params": best.params}
 
 
 def _plots(study) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Browse this workspace's MLflow runs (logs/mlruns/mlflow.db + logs/mlruns/artifacts), from any directory.
+#   bash scripts/mlflow_ui.sh                       http://127.0.0.1:5000
+#   bash scripts/mlflow_ui.sh 5001                  another port
+#   bash scripts/mlflow_ui.sh 5000 --host 0.0.0.0   reachable from other machines (no login: think twice)
+# Ctrl-C stops it. From a laptop, prefer an SSH tunnel (ssh -L 5000:127.0.0.1:5000 host) to --host.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+require_venv
+
+usage="usage: bash scripts/mlflow_ui.sh [PORT] [--host HOST]"
+PORT=5000
+HOST=127.0.0.1
+host_given=0
+port_given=0
+while (($#)); do
+  case "$1" in
+    --host)
+      [[ $# -ge 2 && -n "$2" ]] || { echo "error: --host needs an address, e.g. --host 0.0.0.0; $usage" >&2; exit 2; }
+      HOST=$2; host_given=1; shift 2 ;;
+    --host=*) HOST=${1#--host=}; host_given=1; shift ;;
+    -h|--help) echo "$usage"; exit 0 ;;
+    *)
+      if [[ $port_given == 0 && "$1" =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); then
+        PORT=$((10#$1)); port_given=1; shift
+      else
+        echo "error: unexpected argument '$1' (PORT must be a number 1-65535); $usage" >&2; exit 2
+      fi ;;
+  esac
+done
+
+DB="$ROOT/logs/mlruns/mlflow.db"
+ARTIFACTS="$ROOT/logs/mlruns/artifacts"
+
+# Binding (not connecting) is the test the server itself will face: it also catches a listener on another
+# interface (e.g. 0.0.0.0). SO_REUSEADDR as servers use it, so a port in TIME_WAIT does not count as busy.
+port_free() {
+  "$PY" -S - "$1" "$2" <<'EOF'
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+    except OSError:
+        sys.exit(1)
+EOF
+}
+if ! port_free "$HOST" "$PORT"; then
+  alt=$((PORT + 1))
+  while ((alt < PORT + 50 && alt <= 65535)) && ! port_free "$HOST" "$alt"; do alt=$((alt + 1)); done
+  echo "error: port $PORT on $HOST is already in use (another MLflow UI?); choose another port: bash scripts/mlflow_ui.sh $alt" >&2
+  exit 1
+fi
+
+mkdir -p "$ARTIFACTS"
+
+# Counting active runs straight from SQLite takes milliseconds; importing mlflow for it would take seconds.
+runs=$("$PY" -S - "$DB" <<'EOF'
+import pathlib, sqlite3, sys
+db = pathlib.Path(sys.argv[1])
+try:
+    con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)
+    print(con.execute("SELECT COUNT(*) FROM runs WHERE lifecycle_stage = 'active'").fetchone()[0])
+except sqlite3.Error:  # no file yet, or no tables yet
+    print(0)
+EOF
+)
+if [[ "$runs" == 0 ]]; then
+  echo "note: the MLflow store is empty (no runs in ${DB#"$ROOT"/} yet); create some with: bash scripts/demo.sh"
+fi
+if [[ -n "${MLFLOW_TRACKING_URI:-}" ]]; then
+  echo "note: MLFLOW_TRACKING_URI=$MLFLOW_TRACKING_URI is ignored here; this UI shows the workspace store"
+fi
+if [[ $host_given == 1 && "$HOST" != 127.0.0.1 && "$HOST" != localhost && "$HOST" != ::1 ]]; then
+  echo "warning: binding to $HOST: anyone who can reach this machine on port $PORT can read, change and delete" \
+    "your runs (MLflow has no login here); prefer an SSH tunnel to the default 127.0.0.1" >&2
+fi
+
+case "$HOST" in 0.0.0.0|::|"[::]") url_host=127.0.0.1 ;; *:*) url_host="[$HOST]" ;; *) url_host=$HOST ;; esac
+echo "MLflow UI: http://$url_host:$PORT  (store: ${DB#"$ROOT"/}, artifacts: ${ARTIFACTS#"$ROOT"/}; Ctrl-C to stop)"
+
+# Runs keep file:// artifact URIs, which the server reads directly. --default-artifact-root and
+# --artifacts-destination only matter for experiments created through the UI/REST API, and keep their
+# artifacts in the same folder instead of ./mlruns or ./mlartifacts of whatever the current directory is.
+# The job runner serves MLflow's GenAI jobs, which this workspace does not use; off, it saves a process
+# (~250 MB).
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
+# MLflow's own import of a deprecated Starlette module warns on every start; nothing for the user to do.
+export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:starlette.middleware.wsgi is deprecated"
+unset MLFLOW_TRACKING_URI
+cd "$ROOT"
+artifacts_uri=$("$PY" -S -c 'import pathlib, sys; print(pathlib.Path(sys.argv[1]).as_uri())' "$ARTIFACTS")
+exec "$PY" -m mlflow server \
+  --backend-store-uri "sqlite:///$DB" \
+  --default-artifact-root "$artifacts_uri" \
+  --artifacts-destination "$artifacts_uri" \
+  --host "$HOST" --port "$PORT" --workers 1
