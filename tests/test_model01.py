@@ -76,7 +76,7 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
         assert any(f.startswith("logs/") and f.endswith(".log") for f in files)
         assert any(f.startswith("checkpoints/fold0/") and f.endswith(".ckpt") for f in files)
         assert t["feature01_hash"] == fman["content_hash"] and t["feature01_run_id"] == fman["mlflow_run_id"]
-        assert t["dataset01_hash"] == fman["dataset01_hash"] and t["dataset01_run_id"] == fman["dataset01_run_id"]
+        assert t["dataset01_hash"] == fman["dataset"]["hash"] and t["dataset01_run_id"] == fman["dataset"]["run_id"]
         assert t["experiment_folder"] == "src/model/model01" and len(t["code_hash"]) == 64
         assert len(t["utils_hash"]) == 64 and t["git_dirty"] in ("true", "false", "unknown")
         assert "git_commit" in t and "train.py" in t["command"] and t["is_sample_data"] == "true"

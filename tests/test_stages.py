@@ -58,8 +58,8 @@ def test_sample_data_through_both_stages(workspace: Workspace) -> None:
     assert res.returncode == 0, res.stderr
     fdir = ws.root / "_data/feature/feature01"
     fman = read_json(fdir / "manifest.json")
-    assert fman["dataset01_hash"] == manifest["content_hash"]
-    assert fman["dataset01_run_id"] == manifest["mlflow_run_id"]
+    assert fman["dataset"]["hash"] == manifest["content_hash"] and fman["dataset"]["name"] == "dataset01"
+    assert fman["dataset"]["run_id"] == manifest["mlflow_run_id"]
     x = np.load(fdir / "train_x.npy")
     assert x.dtype == np.float32 and x.shape == (1437, 1, 28, 28)
     assert abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-3  # standardised

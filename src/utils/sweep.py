@@ -106,7 +106,8 @@ def match_trials_to_runs(trials: list, runs: list) -> dict[int, Any]:
 
 
 class MlflowSweepCallback(Callback):
-    def __init__(self) -> None:
+    def __init__(self, stage: str, folder: str) -> None:
+        self.stage, self.folder = stage, folder
         self.parent_run_id: str | None = None
         self.config: DictConfig | None = None
 
@@ -122,9 +123,8 @@ class MlflowSweepCallback(Callback):
         client = MlflowClient()
         experiment_id = get_or_create_experiment(experiment_of(config))
         overrides = list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
-        folder = str(config.experiment_name)
         tags = {
-            **standard_tags("model", folder),
+            **standard_tags(self.stage, self.folder),
             "sweep": "parent",
             "optuna_study": str(sweeper.study_name),
             "optuna_storage": redact_uri(str(sweeper.storage)),

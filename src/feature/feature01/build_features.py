@@ -1,9 +1,9 @@
-"""feature01: dataset01 -> normalised float32 image tensors for the models.
+"""feature01: a dataset folder's output (dataset_dir, dataset01 by default) -> normalised float32 tensors.
 
     poetry run python src/feature/feature01/build_features.py [normalization.method=minmax] [force=true]
 
 Writes _data/feature/feature01/{train_x,train_y,folds,test_x,test_ids}.npy and manifest.json (the
-dataset01 hash and run_id it was built from) and logs an MLflow run in experiment `feature01`. When the
+dataset folder, hash and run_id it was built from) and logs an MLflow run in experiment `feature01`. When the
 outputs are up to date for the same inputs, config and code, it says so and does nothing.
 """
 
@@ -65,14 +65,15 @@ def main(cfg: DictConfig) -> str:
     if not cfg.force and manifest_path.is_file():
         done = read_json(manifest_path)
         if done.get("inputs_fingerprint") == inputs:
-            log.info("%s is up to date (built from dataset01 %s by run %s); nothing to do "
-                     "(force=true rebuilds)", out_dir.relative_to(ROOT), dataset["content_hash"][:12],
+            log.info("%s is up to date (built from %s %s by run %s); nothing to do "
+                     "(force=true rebuilds)", out_dir.relative_to(ROOT), dataset_dir.name, dataset["content_hash"][:12],
                      done["mlflow_run_id"])
             return done["content_hash"]
 
+    dataset_name = dataset_dir.name  # tags/keys are named after the dataset folder: dataset01_hash, ...
     tags = {
-        "dataset01_hash": dataset["content_hash"],
-        "dataset01_run_id": dataset["mlflow_run_id"],
+        f"{dataset_name}_hash": dataset["content_hash"],
+        f"{dataset_name}_run_id": dataset["mlflow_run_id"],
         "data_source": dataset["source"]["source"],
         "is_sample_data": str(bool(dataset["source"].get("is_sample"))).lower(),
     }
@@ -96,8 +97,8 @@ def main(cfg: DictConfig) -> str:
             content_hash = files_sha256([tmp / f for f in OUTPUT_FILES], tmp)
             manifest = {
                 "stage": FOLDER,
-                "dataset01_hash": dataset["content_hash"],
-                "dataset01_run_id": dataset["mlflow_run_id"],
+                "dataset": {"name": dataset_name, "dir": str(cfg.dataset_dir), "hash": dataset["content_hash"],
+                            "run_id": dataset["mlflow_run_id"]},
                 "source": dataset["source"],
                 "n_folds": dataset["n_folds"],
                 "normalization": {"method": norm.method, "mean": mean, "std": std},

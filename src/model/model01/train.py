@@ -83,19 +83,20 @@ def check_config(cfg: DictConfig, n_folds: int) -> list[int]:
 
 
 def lineage(feature_dir: Path, manifest: dict) -> dict[str, str]:
-    """Tags that tie the run to its data, after checking the features match the current dataset01."""
-    dataset_manifest = resolve("_data/data/dataset01/manifest.json")
+    """Tags that tie the run to its data, after checking the features match their dataset's current output."""
+    dataset = manifest["dataset"]
+    dataset_manifest = resolve(dataset["dir"]) / "manifest.json"
     if dataset_manifest.is_file():
         current = read_json(dataset_manifest)["content_hash"]
-        if current != manifest["dataset01_hash"]:
+        if current != dataset["hash"]:
             raise WorkspaceError(
-                f"{feature_dir} was built from dataset01 {manifest['dataset01_hash'][:12]} but dataset01 is "
-                f"now {current[:12]}; rebuild: poetry run python src/feature/feature01/build_features.py")
+                f"{feature_dir} was built from {dataset['name']} {dataset['hash'][:12]} but {dataset['name']} is "
+                f"now {current[:12]}; rebuild: poetry run python src/feature/{feature_dir.name}/build_features.py")
     return {
-        "feature01_hash": manifest["content_hash"],
-        "feature01_run_id": manifest["mlflow_run_id"],
-        "dataset01_hash": manifest["dataset01_hash"],
-        "dataset01_run_id": manifest["dataset01_run_id"],
+        f"{feature_dir.name}_hash": manifest["content_hash"],
+        f"{feature_dir.name}_run_id": manifest["mlflow_run_id"],
+        f"{dataset['name']}_hash": dataset["hash"],
+        f"{dataset['name']}_run_id": dataset["run_id"],
         "data_source": manifest["source"]["source"],
         "is_sample_data": str(bool(manifest["source"].get("is_sample"))).lower(),
     }
