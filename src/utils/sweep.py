@@ -58,7 +58,8 @@ def prepare_resume(config: DictConfig) -> dict[str, Any]:
 
     sweeper = config.hydra.sweeper
     study = open_study(str(sweeper.storage), str(sweeper.study_name), str(sweeper.direction))
-    finished = sum(t.state.name in FINISHED_STATES for t in study.get_trials(deepcopy=False))
+    finished = sum(t.state.name in FINISHED_STATES and not t.user_attrs.get("interrupted")
+                   for t in study.get_trials(deepcopy=False))
     requested = int(sweeper.n_trials)
     info = {"n_trials_requested": requested, "finished_before": finished}
     if finished:
@@ -87,35 +88,44 @@ def experiment_of(config: DictConfig) -> str:
     return "__debug__" if config.get("debug") else str(config.experiment_name)
 
 
-def match_trials_to_runs(trials: list, runs: list) -> dict[int, Any]:
-    """Optuna trial number -> MLflow run, by the overrides the sweeper gave the trial (`name=value`)."""
-    by_overrides = []
-    for run in runs:
-        raw = run.data.tags.get("hydra_overrides")
-        by_overrides.append((set(json.loads(raw)) if raw else set(), run))
-    used: set[str] = set()
+def match_trials(trials: list, candidates: list[tuple[set[str], Any]]) -> dict[int, Any]:
+    """Optuna trial number -> candidate, by the overrides the sweeper gave the trial (`name=value`).
+
+    The sweeper passes each trial's params as `name=str(value)` overrides, so the same strings identify
+    the job (and its MLflow run) that ran the trial. Each candidate is used once, in order.
+    """
+    used: set[int] = set()
     out = {}
     for trial in trials:
         wanted = {f"{k}={v}" for k, v in trial.params.items()}
-        for overrides, run in by_overrides:
-            if run.info.run_id not in used and wanted and wanted <= overrides:
-                out[trial.number] = run
-                used.add(run.info.run_id)
+        for i, (overrides, candidate) in enumerate(candidates):
+            if i not in used and wanted and wanted <= overrides:
+                out[trial.number] = candidate
+                used.add(i)
                 break
     return out
+
+
+def match_trials_to_runs(trials: list, runs: list) -> dict[int, Any]:
+    """Optuna trial number -> the MLflow run of the job that ran it (runs tagged with their overrides)."""
+    candidates = [(set(json.loads(r.data.tags.get("hydra_overrides") or "[]")), r) for r in runs]
+    return match_trials(trials, candidates)
 
 
 class MlflowSweepCallback(Callback):
     def __init__(self, stage: str, folder: str) -> None:
         self.stage, self.folder = stage, folder
         self.parent_run_id: str | None = None
+        self.job_overrides: list[str] = []  # the trial running now, to close its Optuna trial if interrupted
         self.config: DictConfig | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow import MlflowClient
 
+        from src.utils.runs import install_interrupt_handlers
         from src.utils.tracking import get_or_create_experiment, setup_mlflow, standard_tags
 
+        install_interrupt_handlers()
         setup_mlflow()
         self.config = config
         resume = prepare_resume(config)
@@ -138,7 +148,7 @@ class MlflowSweepCallback(Callback):
         earlier = [r for r in client.search_runs(
             [experiment_id], f"tags.optuna_study = '{sweeper.study_name}' and tags.sweep = 'parent'",
             order_by=["attributes.start_time DESC"], max_results=2) if r.info.run_id != self.parent_run_id]
-        if earlier and resume["finished_before"]:
+        if earlier:
             client.set_tag(self.parent_run_id, "resumed_from_run_id", earlier[0].info.run_id)
         client.set_tag(self.parent_run_id, "finished_trials_before", str(resume["finished_before"]))
         params = {"n_trials": resume["n_trials_requested"], "direction": sweeper.direction, "n_jobs": sweeper.n_jobs,
@@ -150,20 +160,35 @@ class MlflowSweepCallback(Callback):
         log.info("MLflow sweep parent run %s (experiment %r, Optuna study %r)", self.parent_run_id,
                  experiment_of(config), sweeper.study_name)
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.job_overrides = list(config.hydra.overrides.task)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        self.job_overrides = []
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close("FINISHED")
 
     def _close(self, status: str) -> None:
+        """End the parent run; at exit without on_multirun_end the sweep was interrupted or crashed."""
         if self.parent_run_id is None or self.config is None:
             return
         run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(PARENT_RUN_ENV, None)
         from mlflow import MlflowClient
 
+        from src.utils.runs import INTERRUPTED
+
+        if status != "FINISHED":
+            status = "KILLED" if INTERRUPTED.is_set() else "FAILED"
+            fail_running_trial(self.config, self.job_overrides)
         client = MlflowClient()
         try:
             best = summarize_sweep(client, run_id, self.config)
-            if best:
+            if best is None and status != "KILLED":
+                print(f"sweep parent run {run_id}: no trial completed; the failed runs' logs in MLflow say why "
+                      f"(bash scripts/mlflow_ui.sh)", flush=True)
+            elif best is not None:
                 print(f"sweep done: parent run {run_id}; best run_id={best['run_id']} "
                       f"{best['metric']}={best['value']:.4f} params={best['params']} "
                       f"(browse: bash scripts/mlflow_ui.sh)", flush=True)
@@ -173,6 +198,33 @@ class MlflowSweepCallback(Callback):
         finally:
             client.set_terminated(run_id, status)
         log.info("sweep parent run %s ended %s", run_id, status)
+        if status == "KILLED":
+            import shlex
+            import sys
+
+            print(f"interrupted: sweep parent run {run_id} ended KILLED; the finished trials are kept in Optuna "
+                  f"study {self.config.hydra.sweeper.study_name!r}. Resume with the same command:\n"
+                  f"  {shlex.join(['python', *sys.argv])}", flush=True)
+
+
+def fail_running_trial(config: DictConfig, overrides: list[str]) -> None:
+    """Tell Optuna that the trial cut short by an interrupt failed, so the study has no RUNNING leftover."""
+    import optuna
+
+    if not overrides:
+        return
+    sweeper = config.hydra.sweeper
+    try:
+        study = optuna.load_study(study_name=str(sweeper.study_name), storage=str(sweeper.storage))
+        running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+        for number in match_trials(running, [(set(overrides), None)]):
+            trial = next(t for t in running if t.number == number)
+            # marked, so that a resumed sweep runs this point's share again instead of counting it as done
+            optuna.trial.Trial(study, trial._trial_id).set_user_attr("interrupted", True)
+            study.tell(number, state=optuna.trial.TrialState.FAIL)
+            log.info("Optuna trial %d marked FAIL (interrupted)", number)
+    except Exception:
+        log.exception("could not close the interrupted Optuna trial")
 
 
 def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> dict[str, Any] | None:

@@ -84,6 +84,9 @@ def check_config(cfg: DictConfig, n_folds: int) -> list[int]:
 
 def lineage(feature_dir: Path, manifest: dict) -> dict[str, str]:
     """Tags that tie the run to its data, after checking the features match their dataset's current output."""
+    if "dataset" not in manifest:
+        raise WorkspaceError(f"{feature_dir}/manifest.json comes from an older build; rebuild it: "
+                             f"poetry run python src/feature/{feature_dir.name}/build_features.py")
     dataset = manifest["dataset"]
     dataset_manifest = resolve(dataset["dir"]) / "manifest.json"
     if dataset_manifest.is_file():
@@ -126,7 +129,10 @@ def fit_fold(cfg: DictConfig, arrays: dict, fold: int, ckpt_dir: Path, prefix: s
     if checkpoint is not None:
         checkpoint.dirpath = str(ckpt_dir / f"fold{fold}")
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[*callbacks, MlflowEpochMetrics(prefix), StopOnNonFiniteLoss()], logger=False,
+        cfg.trainer, callbacks=[*callbacks, MlflowEpochMetrics(prefix), StopOnNonFiniteLoss(),
+                                # an interrupted fold leaves a checkpoint to resume from
+                                pl.callbacks.OnExceptionCheckpoint(str(ckpt_dir / f"fold{fold}"), "interrupted")],
+        logger=False,
         default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
     trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path))
 
@@ -142,6 +148,19 @@ def fit_fold(cfg: DictConfig, arrays: dict, fold: int, ckpt_dir: Path, prefix: s
         probs = torch.cat([torch.softmax(model(b), 1) for b in x.split(1024)]).numpy()
     log.info("fold %d: best %s = %.4f (%s)", fold, cfg.monitor, best_score, best_ckpt or "no checkpoint")
     return FoldResult(fold, best_score, model, datamodule.valid_idx, probs, best_ckpt)
+
+
+def keep_interrupted_checkpoints(ckpt_dir: Path, multirun: bool) -> None:
+    """Attach whatever checkpoints an interrupted run left, and say how to go on."""
+    ckpts = sorted(ckpt_dir.glob("fold*/*.ckpt"), key=lambda p: p.stat().st_mtime)
+    for ckpt in ckpts:
+        mlflow.log_artifact(str(ckpt), artifact_path=f"checkpoints/{ckpt.parent.name}")
+    if multirun:
+        return  # the sweep prints how to resume the study
+    if ckpts:
+        print(f"interrupted: resume this run with the same command plus ckpt_path={ckpts[-1]}", flush=True)
+    else:
+        print("interrupted before the first checkpoint: re-run the same command", flush=True)
 
 
 def log_hydra_files(cfg: DictConfig) -> None:
@@ -193,7 +212,11 @@ def train(cfg: DictConfig) -> float:
         log_hydra_files(cfg)
         ckpt_dir = LIGHTNING_DIR / experiment / run.info.run_id
         cv = len(folds_to_run) > 1
-        results = [fit_fold(cfg, arrays, k, ckpt_dir, f"fold{k}/" if cv else "") for k in folds_to_run]
+        try:
+            results = [fit_fold(cfg, arrays, k, ckpt_dir, f"fold{k}/" if cv else "") for k in folds_to_run]
+        except (KeyboardInterrupt, SystemExit):
+            keep_interrupted_checkpoints(ckpt_dir, multirun)
+            raise
 
         scores = [r.best_score for r in results]
         objective = float(np.mean(scores))

@@ -1,0 +1,109 @@
+"""Faults injected for real: interrupts (SIGINT/SIGTERM) of real processes, and what they leave behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from tests.conftest import Workspace, make_workspace
+
+pytestmark = pytest.mark.slow
+LONG = ["max_epochs=60", "~callbacks.early_stopping"]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    ws = make_workspace(tmp_path_factory.mktemp("robust") / "ws")
+    for kind, rel in (("bash", "scripts/prepare_data.sh"), ("script", "src/dataset/dataset01/make_dataset.py"),
+                      ("script", "src/feature/feature01/build_features.py")):
+        res = getattr(ws, kind)(rel)
+        assert res.returncode == 0, res.stderr
+    return ws
+
+
+def start(ws: Workspace, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ws.root / "src/model/model01/train.py"), *args], cwd=ws.cwd,
+                            env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(ws: Workspace, proc: subprocess.Popen, known: set[Path], timeout: float = 180) -> Path:
+    """Block until the process has written a new checkpoint (so it is mid-training), return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        new = set((ws.root / "logs/lightning").glob("model01/*/fold0/*.ckpt")) - known
+        if new:
+            return new.pop()
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared in time")
+
+
+def runs(ws: Workspace, query: str) -> list:
+    client = ws.client()
+    exp = client.get_experiment_by_name("model01")
+    return client.search_runs([exp.experiment_id], query, max_results=1000)
+
+
+def artifacts(ws: Workspace, run_id: str, path: str) -> list[str]:
+    return [a.path for a in ws.client().list_artifacts(run_id, path)]
+
+
+def test_sigint_during_a_sweep_trial_ends_it_killed_and_the_sweep_resumes(ws: Workspace) -> None:
+    sweep = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "hydra.sweeper.study_name=interrupted",
+             "hydra.sweeper.n_trials=2"]
+    known = set((ws.root / "logs/lightning").glob("model01/*/fold0/*.ckpt"))
+    proc = start(ws, *sweep, *LONG)
+    wait_for_checkpoint(ws, proc, known)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Resume with the same command" in out and "hydra.sweeper.study_name=interrupted" in out
+
+    (parent,) = runs(ws, "tags.optuna_study = 'interrupted' and tags.sweep = 'parent'")
+    assert parent.info.status == "KILLED"
+    (child,) = runs(ws, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert child.info.status == "KILLED"
+    assert artifacts(ws, child.info.run_id, "logs") and any(
+        p.endswith(".ckpt") for p in artifacts(ws, child.info.run_id, "checkpoints/fold0"))
+    storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
+    study = optuna.load_study(study_name="interrupted", storage=storage)
+    assert [(t.state.name, t.user_attrs.get("interrupted")) for t in study.trials] == [("FAIL", True)]
+
+    # the same sweep again: the interrupted trial does not count, two trials complete
+    res = ws.script("src/model/model01/train.py", *sweep, "max_epochs=1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    study = optuna.load_study(study_name="interrupted", storage=storage)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    (second,) = [p for p in runs(ws, "tags.optuna_study = 'interrupted' and tags.sweep = 'parent'")
+                 if p.info.run_id != parent.info.run_id]
+    assert second.data.tags["resumed_from_run_id"] == parent.info.run_id and second.info.status == "FINISHED"
+
+
+def test_sigterm_during_a_single_run_keeps_its_checkpoint_and_it_resumes(ws: Workspace) -> None:
+    known = set((ws.root / "logs/lightning").glob("model01/*/fold0/*.ckpt"))
+    proc = start(ws, *LONG)
+    wait_for_checkpoint(ws, proc, known)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    hint = next(line for line in out.splitlines() if line.startswith("interrupted: resume"))
+    ckpt = Path(hint.split("ckpt_path=")[1])
+    assert ckpt.is_file()
+    killed = [r for r in runs(ws, "attributes.status = 'KILLED'")
+              if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("sweep") != "parent"]
+    assert len(killed) == 1 and artifacts(ws, killed[0].info.run_id, "logs")
+    assert any(p.endswith(".ckpt") for p in artifacts(ws, killed[0].info.run_id, "checkpoints/fold0"))
+
+    epoch = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+    res = ws.script("src/model/model01/train.py", f"ckpt_path={ckpt}", f"max_epochs={epoch + 2}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "run_id=" in res.stdout
