@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,3 +108,32 @@ def test_sigterm_during_a_single_run_keeps_its_checkpoint_and_it_resumes(ws: Wor
     res = ws.script("src/model/model01/train.py", f"ckpt_path={ckpt}", f"max_epochs={epoch + 2}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "run_id=" in res.stdout
+
+
+def test_two_sweeps_at_once_on_fresh_stores_both_finish_with_every_run(ws: Workspace, tmp_path: Path) -> None:
+    fresh = make_workspace(tmp_path / "ws")
+    shutil.copytree(ws.root / "_data", fresh.root / "_data", dirs_exist_ok=True)
+    assert not (fresh.root / "logs/mlruns/mlflow.db").exists() and not (fresh.root / "logs/optuna").exists()
+    cmd = [sys.executable, str(fresh.root / "src/model/model01/train.py"), "-m", "lr=tag(log,interval(1e-3,1e-2))",
+           "hydra.sweeper.n_trials=3", "max_epochs=1"]
+    procs = [subprocess.Popen([*cmd, f"seed={i}"], cwd=fresh.cwd, env=fresh.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+        assert "database is locked" not in err + out
+
+    client = fresh.client()
+    exp = client.get_experiment_by_name("model01")
+    parents = client.search_runs([exp.experiment_id], "tags.sweep = 'parent'")
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    for parent in parents:
+        children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        assert len(children) == 3
+        for child in children:
+            assert child.info.status == "FINISHED" and "optuna_trial" in child.data.tags
+            names = {a.path for a in client.list_artifacts(child.info.run_id)}
+            assert {"config.yaml", "confusion_matrix.png", "oof_predictions.csv", "checkpoints", "logs"} <= names
+        storage = f"sqlite:///{fresh.root / 'logs/optuna/optuna.db'}"
+        study = optuna.load_study(study_name=parent.data.tags["optuna_study"], storage=storage)
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3

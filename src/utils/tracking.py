@@ -7,6 +7,7 @@ scale out; nothing else changes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,14 +32,36 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+_READY: set[str] = set()
+
+
 def setup_mlflow(uri: str | None = None) -> str:
-    """Point MLflow at the workspace store (creating its folders) and return the URI."""
+    """Point MLflow at the workspace store (creating it if needed) and return the URI."""
     uri = uri or tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///") and uri not in _READY:
+        _init_sqlite_store(uri, Path(uri.removeprefix("sqlite:///")))
+        _READY.add(uri)
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def _init_sqlite_store(uri: str, db: Path) -> None:
+    """Create the SQLite store once, under a file lock, in WAL mode.
+
+    Two processes that start on a missing database otherwise both run MLflow's schema migrations and one
+    of them fails; WAL lets readers (the UI, a notebook) work while sweeps write.
+    """
+    import sqlite3
+
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=300):
+        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates/migrates the schema
+        with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
 
 
 def get_or_create_experiment(name: str) -> str:
