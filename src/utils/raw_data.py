@@ -219,13 +219,40 @@ def _read_validated(path: Path, columns: list[str], label: bool) -> pd.DataFrame
         raise WorkspaceError(f"{path} line 1 (header): {detail}; expected {len(columns)} columns "
                              f"{columns[0]},{columns[1]},...,{columns[-1]}; {FIX_HINT}")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="c")
+        fast = pd.read_csv(path, engine="c")
     except pd.errors.ParserError as exc:
         msg = str(exc).strip().splitlines()[-1]
         raise WorkspaceError(f"{path}: malformed row ({msg}); every row needs {len(columns)} values; "
                              f"{FIX_HINT}") from exc
-    if df.empty:
+    if fast.empty:
         raise WorkspaceError(f"{path} has a header but no data rows; {FIX_HINT}")
+    if all(pd.api.types.is_integer_dtype(t) for t in fast.dtypes):
+        # A clean file parses straight to integers; only the range checks are left.
+        numeric = fast.to_numpy()
+        values = numeric
+    else:
+        # Something is not an integer: read it again as text to say exactly which cell.
+        values, numeric = _diagnose_cells(path, columns)
+    first_pixel = 1 if label else 0
+    pixels = numeric[:, first_pixel:]
+    out = (pixels < 0) | (pixels > 255)
+    if out.any():
+        r, c = np.argwhere(out)[0]
+        raise WorkspaceError(f"{path} line {r + 2}, column {columns[c + first_pixel]}: pixel value "
+                             f"{values[r, c + first_pixel]} is outside 0-255; {FIX_HINT}")
+    if label:
+        labels = numeric[:, 0]
+        out = (labels < 0) | (labels > 9)
+        if out.any():
+            r = int(np.argwhere(out)[0][0])
+            raise WorkspaceError(f"{path} line {r + 2}, column label: label {values[r, 0]} is not a digit "
+                                 f"0-9; {FIX_HINT}")
+    return pd.DataFrame(numeric.astype(np.uint8), columns=columns)
+
+
+def _diagnose_cells(path: Path, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Find the first missing, non-numeric or fractional cell (raises); else the text and float values."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="c")
     values = df.to_numpy()
     missing_mask = pd.isna(values)
     if missing_mask.any():
@@ -243,21 +270,7 @@ def _read_validated(path: Path, columns: list[str], label: bool) -> pd.DataFrame
         r, c = np.argwhere(frac)[0]
         raise WorkspaceError(f"{path} line {r + 2}, column {columns[c]}: {values[r, c]!r} is not an integer; "
                              f"{FIX_HINT}")
-    first_pixel = 1 if label else 0
-    pixels = numeric[:, first_pixel:]
-    out = (pixels < 0) | (pixels > 255)
-    if out.any():
-        r, c = np.argwhere(out)[0]
-        raise WorkspaceError(f"{path} line {r + 2}, column {columns[c + first_pixel]}: pixel value "
-                             f"{values[r, c + first_pixel]} is outside 0-255; {FIX_HINT}")
-    if label:
-        labels = numeric[:, 0]
-        out = (labels < 0) | (labels > 9)
-        if out.any():
-            r = int(np.argwhere(out)[0][0])
-            raise WorkspaceError(f"{path} line {r + 2}, column label: label {values[r, 0]} is not a digit "
-                                 f"0-9; {FIX_HINT}")
-    return pd.DataFrame(numeric.astype(np.uint8), columns=columns)
+    return values, numeric
 
 
 def load_train_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
