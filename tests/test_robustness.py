@@ -137,3 +137,26 @@ def test_two_sweeps_at_once_on_fresh_stores_both_finish_with_every_run(ws: Works
         storage = f"sqlite:///{fresh.root / 'logs/optuna/optuna.db'}"
         study = optuna.load_study(study_name=parent.data.tags["optuna_study"], storage=storage)
         assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+
+
+def test_secrets_in_the_environment_never_reach_the_records(ws: Workspace) -> None:
+    secrets = {"KAGGLE_KEY": "kg-4f1c9e-not-a-real-key", "MY_API_TOKEN": "tok-8d2b77-not-real",
+               "DB_PASSWORD": "pw-31aa0c-not-real", "AWS_SECRET_ACCESS_KEY": "aws-77e1d0-not-real"}
+    # even a config key that pulls the secret in is redacted in params and the logged config
+    res = ws.script("src/model/model01/train.py", "-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=1",
+                    "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=secrets",
+                    "+kaggle_key=${oc.env:KAGGLE_KEY}", **secrets)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = ws.script("src/model/model01/predict.py", "run_id=best", **secrets)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (parent,) = runs(ws, "tags.optuna_study = 'secrets' and tags.sweep = 'parent'")
+    child = runs(ws, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")[0]
+    assert child.data.params["kaggle_key"] == "***"
+
+    found = []
+    for folder in ("logs", "outputs", "multirun"):
+        for path in (ws.root / folder).rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                found += [(str(path), name) for name, value in secrets.items() if value.encode() in data]
+    assert found == []

@@ -98,9 +98,18 @@ def is_secret_name(name: str) -> bool:
     return any(marker in upper for marker in SECRET_MARKERS)
 
 
+def redact(cfg: Any) -> Any:
+    """A copy of a (resolved) config container with the values of secret-looking keys replaced by ***."""
+    if isinstance(cfg, Mapping):
+        return {k: "***" if is_secret_name(str(k)) else redact(v) for k, v in cfg.items()}
+    if isinstance(cfg, list | tuple):
+        return [redact(v) for v in cfg]
+    return cfg
+
+
 def log_params_flat(cfg: Mapping[str, Any]) -> None:
-    """Log a (resolved) config as flattened params; values are cut to MLflow's length limit."""
-    params = {k: str(v)[:6000] for k, v in flatten(cfg) if not is_secret_name(k.split(".")[-1])}
+    """Log a (resolved) config as flattened params, secrets redacted, cut to MLflow's length limit."""
+    params = {k: str(v)[:6000] for k, v in flatten(redact(cfg))}
     items = list(params.items())
     for i in range(0, len(items), 100):
         mlflow.log_params(dict(items[i : i + 100]))

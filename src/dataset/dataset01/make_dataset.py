@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold
 
 from src.utils import raw_data
+from src.utils.cli import check_overrides
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.hashing import files_sha256, json_sha256, tree_sha256
 from src.utils.io import atomic_dir, read_json, write_json
@@ -121,4 +122,5 @@ def main(cfg: DictConfig) -> str:
 
 
 if __name__ == "__main__":
+    check_overrides(STAGE, FOLDER)
     main()

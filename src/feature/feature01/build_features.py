@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.cli import check_overrides
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.hashing import files_sha256, json_sha256, tree_sha256
 from src.utils.io import atomic_dir, read_json, write_json
@@ -119,4 +120,5 @@ def main(cfg: DictConfig) -> str:
 
 
 if __name__ == "__main__":
+    check_overrides(STAGE, FOLDER)
     main()

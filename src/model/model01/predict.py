@@ -22,6 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from src.utils.cli import check_overrides
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.io import atomic_file, read_json
 from src.utils.paths import config_dir, resolve
@@ -77,4 +78,5 @@ def main(cfg: DictConfig) -> str:
 
 
 if __name__ == "__main__":
+    check_overrides(STAGE, FOLDER, "predict")
     main()

@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.model.model01.data import FoldDataModule, load_features
 from src.model.model01.model import OPTIMIZERS, SCHEDULERS, DigitCNN
-from src.utils.callbacks import MlflowEpochMetrics, StopOnNonFiniteLoss
+from src.utils.callbacks import BestValidationOutputs, MlflowEpochMetrics, StopOnNonFiniteLoss
+from src.utils.cli import check_overrides
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.io import read_json
 from src.utils.logs import quiet_libraries
@@ -37,6 +38,7 @@ from src.utils.paths import LIGHTNING_DIR, config_dir, resolve
 from src.utils.plots import confusion_matrix_png
 from src.utils.runs import tracked_run
 from src.utils.sweep import PARENT_RUN_ENV
+from src.utils.tracking import redact
 
 STAGE, FOLDER = "model", "model01"
 HERE = Path(__file__).resolve().parent
@@ -128,8 +130,9 @@ def fit_fold(cfg: DictConfig, arrays: dict, fold: int, ckpt_dir: Path, prefix: s
     checkpoint = next((c for c in callbacks if isinstance(c, pl.callbacks.ModelCheckpoint)), None)
     if checkpoint is not None:
         checkpoint.dirpath = str(ckpt_dir / f"fold{fold}")
+    val_outputs = BestValidationOutputs(checkpoint)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[*callbacks, MlflowEpochMetrics(prefix), StopOnNonFiniteLoss(),
+        cfg.trainer, callbacks=[*callbacks, MlflowEpochMetrics(prefix), StopOnNonFiniteLoss(), val_outputs,
                                 # an interrupted fold leaves a checkpoint to resume from
                                 pl.callbacks.OnExceptionCheckpoint(str(ckpt_dir / f"fold{fold}"), "interrupted")],
         logger=False,
@@ -144,8 +147,13 @@ def fit_fold(cfg: DictConfig, arrays: dict, fold: int, ckpt_dir: Path, prefix: s
         best_score = float(trainer.callback_metrics[cfg.monitor])
     model.eval()
     x = datamodule.valid_set.tensors[0]
-    with torch.inference_mode():
-        probs = torch.cat([torch.softmax(model(b), 1) for b in x.split(1024)]).numpy()
+    # OOF predictions: the best epoch's validation logits; predicting the fold again only when validation did
+    # not cover it at that checkpoint (limited validation batches, a resumed fit, fast_dev_run)
+    logits = val_outputs.outputs_for(best_ckpt, len(x))
+    if logits is None:
+        with torch.inference_mode():
+            logits = torch.cat([model(b) for b in x.split(1024)])
+    probs = torch.softmax(logits, 1).numpy()
     log.info("fold %d: best %s = %.4f (%s)", fold, cfg.monitor, best_score, best_ckpt or "no checkpoint")
     return FoldResult(fold, best_score, model, datamodule.valid_idx, probs, best_ckpt)
 
@@ -167,7 +175,7 @@ def log_hydra_files(cfg: DictConfig) -> None:
     hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
     with tempfile.TemporaryDirectory() as tmp:
         resolved = Path(tmp) / "config.yaml"
-        resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        resolved.write_text(OmegaConf.to_yaml(redact(OmegaConf.to_container(cfg, resolve=True))))
         mlflow.log_artifact(str(resolved))
     for name in ("hydra.yaml", "overrides.yaml"):
         if (hydra_dir / name).is_file():
@@ -253,4 +261,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    check_overrides(STAGE, FOLDER)
     main()

@@ -1,0 +1,127 @@
+"""Bad input, table-driven: each case is a real command that must fail with one clear `error:` line, a
+non-zero exit, and no half-written output that could later pass for a valid one.
+
+(The raw-CSV and IDX format cases are also covered cell by cell in test_raw_data.py; the UI scripts'
+busy-port cases in test_scripts_ui.py.)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import Workspace, make_workspace, write_kaggle_csvs
+
+pytestmark = pytest.mark.slow
+TRAIN, PREDICT = "src/model/model01/train.py", "src/model/model01/predict.py"
+DATASET, FEATURES = "src/dataset/dataset01/make_dataset.py", "src/feature/feature01/build_features.py"
+
+
+@dataclass
+class Case:
+    id: str
+    command: list[str]  # script path (or scripts/*.sh) + args; {bad} is the per-case scratch folder
+    message: str  # must appear in the single error line
+    must_not_exist: list[str] = field(default_factory=list)  # relative to {bad}
+
+
+CASES = [
+    Case("unknown-override-key", [TRAIN, "lrr=0.1"], "unknown config key 'lrr' (did you mean lr?)"),
+    Case("unknown-nested-key", [TRAIN, "trainer.max_epoch=3"], "unknown config key 'trainer.max_epoch'"),
+    Case("negative-lr", [TRAIN, "lr=-1"], "lr=-1 must be > 0"),
+    Case("zero-batch-size", [TRAIN, "batch_size=0"], "batch_size=0 must be >= 1"),
+    Case("fold-out-of-range", [TRAIN, "fold=99"], "fold=99 does not exist: the features have 5 folds"),
+    Case("unknown-optimizer", [TRAIN, "optimizer=rmsprop"], "optimizer=rmsprop must be one of adam, adamw, sgd"),
+    Case("features-missing", [TRAIN, "feature_dir={bad}/no_features"], "no feature01 output in"),
+    Case("features-from-another-dataset", [TRAIN, "feature_dir={bad}/stale_features"],
+         "was built from dataset01 000000000000 but dataset01 is now"),
+    Case("corrupted-checkpoint", [TRAIN, "ckpt_path={bad}/broken.ckpt"], "is not a readable Lightning checkpoint"),
+    Case("missing-checkpoint", [TRAIN, "ckpt_path={bad}/nothing.ckpt"], "nothing.ckpt: no such file"),
+    Case("load-run-unknown-id", [PREDICT, "run_id=0123456789abcdef"], "is not in the MLflow store"),
+    Case("load-run-without-model", [PREDICT, "run_id={dataset_run}"], "has no logged model 'model'"),
+    Case("raw-label-10", [DATASET, "raw_dir={bad}/raw_label", "output_dir={bad}/out"],
+         "column label: label 10 is not a digit 0-9", ["out"]),
+    Case("raw-pixel-300", [DATASET, "raw_dir={bad}/raw_pixel", "output_dir={bad}/out"],
+         "pixel value 300 is outside 0-255", ["out"]),
+    Case("raw-missing-column", [DATASET, "raw_dir={bad}/raw_column", "output_dir={bad}/out"],
+         "missing column(s) pixel783", ["out"]),
+    Case("raw-non-numeric", [DATASET, "raw_dir={bad}/raw_text", "output_dir={bad}/out"],
+         "'seven' is not a number", ["out"]),
+    Case("raw-empty-file", [DATASET, "raw_dir={bad}/raw_empty", "output_dir={bad}/out"], "is empty (0 bytes)",
+         ["out"]),
+    Case("too-few-folds", [DATASET, "n_folds=1", "output_dir={bad}/out"], "n_folds=1: need at least 2 folds",
+         ["out"]),
+    Case("unknown-normalization", [FEATURES, "normalization.method=zscore", "output_dir={bad}/out"],
+         "normalization.method='zscore' is not one of", ["out"]),
+    Case("truncated-gzip-idx", ["scripts/prepare_data.sh", "--mnist", "{bad}/mnist", "--raw-dir", "{bad}/raw_out"],
+         "damaged or truncated", ["raw_out/train.csv"]),
+]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> tuple[Workspace, Path, dict]:
+    ws = make_workspace(tmp_path_factory.mktemp("bad") / "ws")
+    for kind, rel in (("bash", "scripts/prepare_data.sh"), ("script", DATASET), ("script", FEATURES)):
+        res = getattr(ws, kind)(rel)
+        assert res.returncode == 0, res.stderr
+    bad = ws.root.parent / "bad"
+    bad.mkdir()
+    # features whose manifest names another dataset01 build
+    stale = bad / "stale_features"
+    shutil.copytree(ws.root / "_data/feature/feature01", stale)
+    manifest = json.loads((stale / "manifest.json").read_text())
+    manifest["dataset"]["hash"] = "0" * 64
+    (stale / "manifest.json").write_text(json.dumps(manifest))
+    (bad / "broken.ckpt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    for name, row, col, value in (("raw_label", 3, 0, "10"), ("raw_pixel", 5, 40, "300"), ("raw_text", 2, 9, "seven")):
+        raw = write_kaggle_csvs(bad / name, n_train=30, n_test=5)
+        lines = (raw / "train.csv").read_text().splitlines()
+        cells = lines[row].split(",")
+        cells[col] = value
+        lines[row] = ",".join(cells)
+        (raw / "train.csv").write_text("\n".join(lines) + "\n")
+    raw = write_kaggle_csvs(bad / "raw_column", n_train=30, n_test=5)
+    lines = [",".join(line.split(",")[:-1]) for line in (raw / "train.csv").read_text().splitlines()]
+    (raw / "train.csv").write_text("\n".join(lines) + "\n")
+    write_kaggle_csvs(bad / "raw_empty", n_train=30, n_test=5)
+    (bad / "raw_empty/train.csv").write_text("")
+    (bad / "mnist").mkdir()
+    for stem, shape in (("train-images-idx3-ubyte", (20, 28, 28)), ("train-labels-idx1-ubyte", (20,)),
+                        ("t10k-images-idx3-ubyte", (5, 28, 28)), ("t10k-labels-idx1-ubyte", (5,))):
+        data = struct.pack(">BBBB", 0, 0, 8, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+        data += np.zeros(shape, np.uint8).tobytes()
+        (bad / "mnist" / f"{stem}.gz").write_bytes(gzip.compress(data))
+    path = bad / "mnist/train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    dataset_run = json.loads((ws.root / "_data/data/dataset01/manifest.json").read_text())["mlflow_run_id"]
+    return ws, bad, {"bad": str(bad), "dataset_run": dataset_run}
+
+
+def finished_model_runs(ws: Workspace) -> int:
+    client = ws.client()
+    exp = client.get_experiment_by_name("model01")
+    return 0 if exp is None else len(client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_fails_with_one_clear_line(ws, case: Case) -> None:
+    workspace, bad, values = ws
+    script, *args = [part.format(**values) for part in case.command]
+    before = finished_model_runs(workspace)
+    res = workspace.bash(script, *args) if script.endswith(".sh") else workspace.script(script, *args)
+    assert res.returncode != 0
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr[-2000:]
+    assert case.message in errors[0], errors[0]
+    assert "Traceback" not in res.stderr
+    for rel in case.must_not_exist:
+        assert not (bad / rel).exists(), rel
+    assert finished_model_runs(workspace) == before  # a failed attempt never passes for a finished run
+    assert not list(bad.glob("**/.*.tmp-*"))  # no temporary leftovers
