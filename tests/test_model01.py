@@ -18,7 +18,8 @@ import torch
 from tests.conftest import Workspace, make_workspace
 
 pytestmark = pytest.mark.slow
-SWEEP = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "dropout=choice(0.1,0.3)", "max_epochs=1"]
+SWEEP = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "dropout=choice(0.1,0.3)", "batch_size=range(32,96,32)",
+         "max_epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,86 @@ def test_a_failing_trial_does_not_end_the_sweep(ws: Workspace) -> None:
     log = Path(ws.client().download_artifacts(
         next(c for c in children if c.info.status == "FAILED").info.run_id, "logs"))
     assert "loss became nan" in "".join(p.read_text() for p in log.glob("*.log"))
+
+
+def test_same_seed_same_run(ws: Workspace) -> None:
+    values = []
+    for _ in range(2):
+        res = ws.script("src/model/model01/train.py", "max_epochs=1", "seed=7", "mlflow.log_model=false")
+        assert res.returncode == 0, res.stderr[-3000:]
+        run = ws.client().get_run(res.stdout.split("run_id=")[1].split()[0])
+        values.append((run.data.metrics["val_loss"], run.data.metrics["train_loss"], run.data.metrics["best_val_acc"]))
+    assert values[0] == values[1]
+
+
+RELOAD = """
+import sys, warnings, numpy as np, torch
+from src.utils.reload import load_run, best_run_id
+from src.utils.errors import WorkspaceError
+run_id = sys.argv[1]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    run = load_run(run_id)
+x = torch.from_numpy(np.load(sys.argv[2])[:64])
+with torch.inference_mode():
+    np.save(sys.argv[3], run.model(x).numpy())
+print("best", best_run_id("model01"), "changed", run.code_changed, "warned",
+      any("differs from the code" in str(w.message) for w in caught), "lr", run.config.lr,
+      "acc", run.metrics["best_val_acc"], "training", run.model.training)
+try:
+    load_run(sys.argv[4])
+except WorkspaceError as exc:
+    print("failed-run-error", exc)
+"""
+
+
+def test_reload_best_run_and_predict(ws: Workspace, tmp_path: Path) -> None:
+    client = ws.client()
+    exp = client.get_experiment_by_name("model01")
+    finished = [r for r in client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
+                if r.data.tags.get("sweep") != "parent" and "best_val_acc" in r.data.metrics]
+    best = max(finished, key=lambda r: r.data.metrics["best_val_acc"])
+    failed = client.search_runs([exp.experiment_id], "attributes.status = 'FAILED'")[0]
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    ckpt = next(a for a in artifacts(client, best.info.run_id) if a.endswith(".ckpt"))
+    from src.model.model01.model import DigitCNN
+
+    reference = DigitCNN.load_from_checkpoint(client.download_artifacts(best.info.run_id, ckpt),
+                                              map_location="cpu").eval()
+    features = ws.root / "_data/feature/feature01/train_x.npy"
+    with torch.inference_mode():
+        expected = reference(torch.from_numpy(np.load(features)[:64])).numpy()
+
+    # the experiment folder's code is edited after training: load_run still uses the logged code
+    model_py = ws.root / "src/model/model01/model.py"
+    original = model_py.read_text()
+    edited = original.replace("return self.head(self.features(x))", "return 0 * self.head(self.features(x))")
+    assert edited != original
+    model_py.write_text(edited)
+    try:
+        script = tmp_path / "reload.py"
+        script.write_text(RELOAD)
+        out = tmp_path / "out.npy"
+        res = ws.python(str(script), best.info.run_id, str(features), str(out), failed.info.run_id)
+    finally:
+        model_py.write_text(original)
+    assert res.returncode == 0, res.stderr[-3000:]
+    words = res.stdout.split()
+    assert words[words.index("best") + 1] == best.info.run_id
+    assert words[words.index("changed") + 1] == "True" and words[words.index("warned") + 1] == "True"
+    assert words[words.index("training") + 1] == "False"
+    assert float(words[words.index("acc") + 1]) == pytest.approx(best.data.metrics["best_val_acc"])
+    assert "ended FAILED" in res.stdout
+    np.testing.assert_array_equal(np.load(out), expected)
+
+    # a Kaggle submission from the best run, and from a fold=all run (fold models averaged)
+    cv_run = next(r for r in finished if r.data.params.get("fold") == "all")
+    for run_id in ("best", cv_run.info.run_id):
+        res = ws.script("src/model/model01/predict.py", f"run_id={run_id}")
+        assert res.returncode == 0, res.stderr[-3000:]
+        path = Path(res.stdout.split("submission: ")[1].split()[0])
+        assert path.read_text().splitlines()[0] == "ImageId,Label"
+        sub = pd.read_csv(path)
+        assert len(sub) == 360 and sub["ImageId"].tolist() == list(range(1, 361))
+        assert sub["Label"].between(0, 9).all() and "kaggle competitions submit" in res.stdout
+    assert artifacts(client, cv_run.info.run_id, "submissions")
