@@ -8,3 +8,28 @@ require_venv() {
     exit 1
   fi
 }
+
+# Binding (not connecting) is the test the server itself will face: it also catches a listener on another
+# interface (e.g. 0.0.0.0). SO_REUSEADDR as servers use it, so a port in TIME_WAIT does not count as busy.
+port_free() {
+  "$PY" -S - "$1" "$2" <<'PYEOF'
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+    except OSError:
+        sys.exit(1)
+PYEOF
+}
+
+# Exit with one line if HOST:PORT is taken, naming a free port and the command to use it.
+require_free_port() {  # HOST PORT WHAT SCRIPT
+  local host=$1 port=$2 what=$3 script=$4 alt
+  port_free "$host" "$port" && return 0
+  alt=$((port + 1))
+  while ((alt < port + 50 && alt <= 65535)) && ! port_free "$host" "$alt"; do alt=$((alt + 1)); done
+  echo "error: port $port on $host is already in use (another $what?); choose another port: bash scripts/$script $alt" >&2
+  exit 1
+}

@@ -28,26 +28,7 @@ if [[ -n "${JUPYTER_TOKEN+set}" && -z "${JUPYTER_TOKEN//[[:space:]]/}" ]]; then
   exit 2
 fi
 
-# Binding (not connecting) is the test the server itself will face: it also catches a listener on another
-# interface (e.g. 0.0.0.0). SO_REUSEADDR as servers use it, so a port in TIME_WAIT does not count as busy.
-port_free() {
-  "$PY" -S - "$1" "$2" <<'EOF'
-import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((host, port))
-    except OSError:
-        sys.exit(1)
-EOF
-}
-if ! port_free "$HOST" "$PORT"; then
-  alt=$((PORT + 1))
-  while ((alt < PORT + 50 && alt <= 65535)) && ! port_free "$HOST" "$alt"; do alt=$((alt + 1)); done
-  echo "error: port $PORT on $HOST is already in use (another Jupyter?); choose another port: bash scripts/jupyter.sh $alt" >&2
-  exit 1
-fi
+require_free_port "$HOST" "$PORT" "Jupyter" jupyter.sh
 
 # A named kernelspec inside the venv (not ~/.local): a user-level "python3" kernelspec, which Jupyter would
 # prefer to the venv's, cannot shadow it. argv[0] "python" is replaced by the server's own interpreter

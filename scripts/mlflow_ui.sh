@@ -32,26 +32,7 @@ done
 DB="$ROOT/logs/mlruns/mlflow.db"
 ARTIFACTS="$ROOT/logs/mlruns/artifacts"
 
-# Binding (not connecting) is the test the server itself will face: it also catches a listener on another
-# interface (e.g. 0.0.0.0). SO_REUSEADDR as servers use it, so a port in TIME_WAIT does not count as busy.
-port_free() {
-  "$PY" -S - "$1" "$2" <<'EOF'
-import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((host, port))
-    except OSError:
-        sys.exit(1)
-EOF
-}
-if ! port_free "$HOST" "$PORT"; then
-  alt=$((PORT + 1))
-  while ((alt < PORT + 50 && alt <= 65535)) && ! port_free "$HOST" "$alt"; do alt=$((alt + 1)); done
-  echo "error: port $PORT on $HOST is already in use (another MLflow UI?); choose another port: bash scripts/mlflow_ui.sh $alt" >&2
-  exit 1
-fi
+require_free_port "$HOST" "$PORT" "MLflow UI" mlflow_ui.sh
 
 mkdir -p "$ARTIFACTS"
 
