@@ -77,7 +77,8 @@ else
     req=$(mktemp)
     trap 'rm -f "$req"' EXIT
     "$POETRY" export --with dev --format requirements.txt --output "$req"
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" \
+      2> >(grep -v "^WARNING: Location" >&2)
     # pip's own warnings about unusable extra index folders are noise here; real errors still show.
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r "$req" \
       2> >(grep -v '^WARNING: Location' >&2)
