@@ -12,6 +12,7 @@ the experiment folder has been edited; a warning says when today's folder differ
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import sys
@@ -83,6 +84,20 @@ def _logged_package(code_dir: Path, package: str) -> Iterator[None]:
         sys.modules.update(saved)
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Unpickling a model imports torch and Lightning in a process that has not yet (~0.5 M objects); with the
+    cyclic collector walking them again and again meanwhile, a first load_run takes ~1.5 s longer."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@_gc_paused()
 def load_run(run_id: str, model_name: str = "model", allow_failed: bool = False) -> LoadedRun:
     """The run's model (eval mode), resolved config, metrics, params and tags."""
     setup_mlflow()

@@ -1,0 +1,553 @@
+"""What the workspace costs over a bare PyTorch + Optuna loop, on the same data, model, trials, epochs and seed.
+
+    bash scripts/bench.sh                                  # offline digits, 5 trials x 3 epochs
+    bash scripts/bench.sh --size mnist                     # generated 60,000 + 10,000 28x28 images, 3 x 2
+    bash scripts/bench.sh --size mnist --trials 4 --epochs 1 --threads 1 --keep
+
+(A) the workspace: `train.py -m 'lr=tag(log,interval(1e-4,1e-2))'` through Hydra, the Optuna sweeper,
+    Lightning and MLflow with all logging on, early stopping off;
+(B) the floor: src/utils/bench_floor.py, a hand-written PyTorch loop and an in-process Optuna study.
+Both run in a throw-away copy of the project (outputs/bench/work-*, deleted unless --keep), so the
+workspace's own logs/, _data/ and MLflow store are never touched. Both record the same timeline (fit, epoch,
+training part of the epoch, first step); trial windows come from Optuna (ask -> tell) on both sides.
+
+Prints one table and writes it as JSON under outputs/bench/. Timings are wall-clock on a possibly shared
+machine: the load average before and after is in the table, and --threads 1 keeps torch's OpenMP threads
+from fighting other processes (both sides get the same setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from src.utils.paths import ROOT
+
+SIZES = ("digits", "mnist", "tiny")
+DEFAULT_RUNS = {"digits": (5, 3), "mnist": (3, 2), "tiny": (2, 1)}  # trials, epochs
+GENERATED = {"mnist": (60_000, 10_000), "tiny": (500, 100)}  # train, test images made on the fly
+LR_LOW, LR_HIGH = 1e-4, 1e-2
+SEARCH_SPACE = f"lr=tag(log,interval({LR_LOW},{LR_HIGH}))"
+# (key in the report, comparison, limit, what the issue asks)
+TARGETS = (
+    ("sweep_ratio", "<=", 1.10, "sweep wall at MNIST size <= 1.10x the floor"),
+    ("fixed_cost_per_trial_s", "<=", 0.5, "fixed cost per trial <= 0.5 s"),
+    ("throughput_ratio", ">=", 0.9, "training throughput >= 0.9x the floor"),
+    ("cold_start_s", "<=", 8.0, "cold start to the first training step <= 8 s"),
+    ("load_run_s", "<=", 2.0, "load_run <= 2 s"),
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Instrumentation of (A): a Lightning callback added with `+callbacks.bench_timeline=...`
+# --------------------------------------------------------------------------------------------------
+def timeline_callback(path: str) -> Any:
+    """Hydra target: a Lightning callback appending the events bench_floor.py records to `path` (JSON lines)."""
+    import pytorch_lightning as pl
+
+    class Timeline(pl.Callback):
+        def __init__(self) -> None:
+            self.samples, self.first, self.train_end_written = 0, True, False
+
+        def _write(self, event: str, **extra: Any) -> None:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"event": event, "t": time.time(), **extra}) + "\n")
+
+        def on_fit_start(self, trainer, pl_module) -> None:
+            self._write("fit_start")
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self.samples, self.train_end_written = 0, False
+            self._write("epoch_start")
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if self.first:
+                self.first = False
+                self._write("first_step")
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self.samples += len(batch[0])
+
+        def on_validation_epoch_start(self, trainer, pl_module) -> None:
+            if not trainer.sanity_checking and not self.train_end_written:
+                self.train_end_written = True
+                self._write("train_end", samples=self.samples)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if not self.train_end_written:
+                self._write("train_end", samples=self.samples)
+            self._write("epoch_end")
+
+        def on_fit_end(self, trainer, pl_module) -> None:
+            self._write("fit_end")
+
+    return Timeline()
+
+
+def epoch_stats(events: list[dict]) -> dict[str, float]:
+    """Whole epochs (training + validation) and their training parts, from a timeline."""
+    epochs_s = train_s = samples = 0.0
+    start = None
+    for e in events:
+        if e["event"] == "epoch_start":
+            start = e["t"]
+        elif e["event"] == "train_end" and start is not None:
+            train_s += e["t"] - start
+            samples += e["samples"]
+        elif e["event"] == "epoch_end" and start is not None:
+            epochs_s += e["t"] - start
+            start = None
+    first = [e["t"] for e in events if e["event"] == "first_step"]
+    return {"epochs_s": epochs_s, "train_s": train_s, "samples": samples, "first_step": min(first, default=None)}
+
+
+# --------------------------------------------------------------------------------------------------
+# The throw-away copy and its data
+# --------------------------------------------------------------------------------------------------
+def make_copy(dest: Path) -> Path:
+    """A copy of the project as tests/conftest.py makes it (code, configs, scripts; .venv linked), byte-compiled."""
+    dest.mkdir(parents=True)
+    for name in ("src", "config", "scripts"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for sub in ("_data/data/raw", "_data/feature", "logs/mlruns", "logs/lightning", "outputs", "multirun"):
+        (dest / sub).mkdir(parents=True, exist_ok=True)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    # The installed packages are byte-compiled by scripts/setup.sh; the copy's own code is compiled here, so
+    # no run pays for it (PYTHONDONTWRITEBYTECODE, common in containers, would make every run pay).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(dest / "src")], check=True,
+                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""}, stdout=subprocess.DEVNULL)
+    return dest
+
+
+def generated_digits(n_train: int, n_test: int, seed: int = 0):
+    """MNIST-sized 28x28 uint8 digits made on the fly (never downloaded), deterministic by `seed`.
+
+    Each image is one of scikit-learn's 1,797 bundled 8x8 digits upscaled into MNIST's 20x20 box, shifted by
+    up to 3 pixels, dimmed and noised, so the set has MNIST's size and shape and is not trivially repeated.
+    """
+    import numpy as np
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    big = np.clip(zoom(digits.images.astype(np.float32) / 16.0, (1, 20 / 8, 20 / 8), order=1), 0.0, 1.0)
+    base = np.zeros((len(big), 28, 28), np.float32)
+    base[:, 4:24, 4:24] = big
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    pick = rng.integers(0, len(base), n)
+    shifts = rng.integers(-3, 4, size=(n, 2))
+    images = np.empty((n, 28, 28), np.float32)
+    for dy in range(-3, 4):
+        for dx in range(-3, 4):
+            rows = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+            images[rows] = np.roll(base[pick[rows]], (dy, dx), axis=(1, 2))
+    images *= rng.uniform(0.6, 1.0, size=(n, 1, 1)).astype(np.float32)
+    images += rng.normal(0.0, 0.08, size=images.shape).astype(np.float32)
+    images = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+    labels = digits.target[pick]
+    return images[:n_train], labels[:n_train], images[n_train:]
+
+
+class Copy:
+    """The throw-away workspace: runs its scripts with its own `src` and store, never the user's."""
+
+    def __init__(self, root: Path, threads: int | None) -> None:
+        self.root, self.threads = root, threads
+        self.cwd = root.parent
+
+    def env(self) -> dict[str, str]:
+        # The user's MLFLOW_TRACKING_URI / OPTUNA_STORAGE would send the copy's runs to the user's stores.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_", "OPTUNA_"))}
+        env.update(PYTHONPATH=str(self.root), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+        if self.threads:
+            env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        return env
+
+    def run(self, args: list[str], what: str, timeout: float = 7200) -> tuple[float, float, str]:
+        """Run a command in the copy; (wall s, CPU s of it and its children, stdout). Fails loudly."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        res = subprocess.run(args, cwd=self.cwd, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if res.returncode != 0:
+            tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-25:])
+            raise RuntimeError(f"{what} failed (exit {res.returncode}) in {self.root}:\n{tail}\n"
+                               f"(re-run with --keep to inspect the copy)")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return wall, cpu, res.stdout
+
+    def python(self, *args: str, what: str) -> tuple[float, float, str]:
+        return self.run([sys.executable, *args], what)
+
+
+def prepare_data(ws: Copy, size: str, seed: int) -> dict:
+    if size == "digits":
+        ws.run(["bash", str(ws.root / "scripts/prepare_data.sh")], "prepare_data.sh")
+    else:
+        from src.utils.raw_data import write_layout
+
+        n_train, n_test = GENERATED[size]
+        train_x, train_y, test_x = generated_digits(n_train, n_test, seed)
+        write_layout(ws.root / "_data/data/raw", train_x, train_y, test_x, {
+            "source": f"generated:bench-{size}", "is_sample": True, "seed": seed,
+            "note": "GENERATED for scripts/bench.sh: scikit-learn digits upscaled, shifted and noised"})
+    ws.python(str(ws.root / "src/dataset/dataset01/make_dataset.py"), what="make_dataset.py")
+    ws.python(str(ws.root / "src/feature/feature01/build_features.py"), what="build_features.py")
+    return json.loads((ws.root / "_data/feature/feature01/manifest.json").read_text())
+
+
+# --------------------------------------------------------------------------------------------------
+# (A) and (B)
+# --------------------------------------------------------------------------------------------------
+def trial_stats(trials: list[dict], events: list[dict]) -> dict[str, Any]:
+    """Per-trial windows (Optuna ask -> tell) with the epochs that fall inside each."""
+    rows = []
+    for t in trials:
+        inside = [e for e in events if t["start"] <= e["t"] <= t["end"]]
+        stats, wall = epoch_stats(inside), t["end"] - t["start"]
+        rows.append({**t, **stats, "wall_s": wall, "fixed_s": wall - stats["epochs_s"]})
+    return {"trials": rows, "trial_s": statistics.mean(r["wall_s"] for r in rows),
+            "epochs_s": statistics.mean(r["epochs_s"] for r in rows),
+            "samples_per_s": sum(r["samples"] for r in rows) / max(1e-9, sum(r["train_s"] for r in rows))}
+
+
+def run_workspace(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any]:
+    import optuna
+
+    timeline = ws.cwd / f"timeline-A-{tag}.jsonl"
+    study = f"bench-{tag}"
+    launch = time.time()
+    wall, cpu, out = ws.python(
+        str(ws.root / "src/model/model01/train.py"), "-m", SEARCH_SPACE, f"max_epochs={epochs}",
+        f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={study}", "~callbacks.early_stopping",
+        "+callbacks.bench_timeline._target_=src.utils.bench.timeline_callback",
+        f"+callbacks.bench_timeline.path={timeline}", what="the workspace sweep (A)")
+    events = [json.loads(line) for line in timeline.read_text().splitlines()]
+    storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    done = optuna.load_study(study_name=study, storage=storage).trials
+    rows = [{"number": t.number, "params": t.params, "value": t.value, "start": t.datetime_start.timestamp(),
+             "end": t.datetime_complete.timestamp()} for t in done]
+    best = re.search(r"best run_id=(\w+)", out)
+    return {"wall_s": wall, "cpu_s": cpu, "first_step_s": epoch_stats(events)["first_step"] - launch,
+            "best_run_id": best.group(1) if best else None, **trial_stats(rows, events)}
+
+
+def run_floor(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any]:
+    out_file = ws.cwd / f"timeline-B-{tag}.json"
+    launch = time.time()
+    wall, cpu, _ = ws.python(
+        "-m", "src.utils.bench_floor", "--feature-dir", str(ws.root / "_data/feature/feature01"),
+        "--config", str(ws.root / "config/model/model01/config.yaml"), "--trials", str(trials),
+        "--epochs", str(epochs), "--lr-low", str(LR_LOW), "--lr-high", str(LR_HIGH), "--out", str(out_file),
+        what="the floor (B)")
+    data = json.loads(out_file.read_text())
+    return {"wall_s": wall, "cpu_s": cpu, "first_step_s": epoch_stats(data["events"])["first_step"] - launch,
+            "n_train": data["n_train"], "n_valid": data["n_valid"], **trial_stats(data["trials"], data["events"])}
+
+
+# --------------------------------------------------------------------------------------------------
+# Cold start, load_run, MLflow UI
+# --------------------------------------------------------------------------------------------------
+def cold_start(ws: Copy, tag: str) -> float:
+    """Seconds from launching a single `train.py` run to its first training step."""
+    timeline = ws.cwd / f"timeline-cold-{tag}.jsonl"
+    launch = time.time()
+    ws.python(str(ws.root / "src/model/model01/train.py"), "max_epochs=1", "+trainer.limit_train_batches=2",
+              "+trainer.limit_val_batches=2",
+              "+callbacks.bench_timeline._target_=src.utils.bench.timeline_callback",
+              f"+callbacks.bench_timeline.path={timeline}", what="a single train.py run")
+    events = [json.loads(line) for line in timeline.read_text().splitlines()]
+    return epoch_stats(events)["first_step"] - launch
+
+
+# A notebook's view, in fresh processes: import load_run, then call it. "cold": nothing else imported, so the
+# call also imports torch and Lightning to unpickle the model; "warm": those are imported first (as anything
+# that then uses the model has them), and load_run is called twice.
+LOAD_RUN_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+from src.utils.reload import load_run
+t1 = time.perf_counter()
+if sys.argv[2] == "warm":
+    import torch, pytorch_lightning
+calls = []
+for _ in range(1 if sys.argv[2] == "cold" else 2):
+    s = time.perf_counter()
+    load_run(sys.argv[1])
+    calls.append(time.perf_counter() - s)
+print(json.dumps({"import_s": t1 - t0, "calls": calls}))
+"""
+
+
+def time_load_run(ws: Copy, run_id: str) -> dict[str, float]:
+    """load_run(run_id) in fresh processes: the first call with torch/Lightning already imported, a second
+    call, and a first call in a process that has imported nothing else (cold)."""
+    runs = {}
+    for mode in ("cold", "warm"):
+        _, _, out = ws.python("-c", LOAD_RUN_PROBE, run_id, mode, what="load_run")
+        runs[mode] = json.loads(out.strip().splitlines()[-1])
+    return {"import_s": runs["warm"]["import_s"], "first_s": runs["warm"]["calls"][0],
+            "warm_s": runs["warm"]["calls"][1], "cold_s": runs["cold"]["calls"][0]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def time_mlflow_ui(ws: Copy, timeout: float = 180) -> float:
+    """Seconds from `bash scripts/mlflow_ui.sh PORT` to a 200 from its /health endpoint; the server is stopped."""
+    port = free_port()
+    log = ws.cwd / f"mlflow_ui-{port}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(["bash", str(ws.root / "scripts/mlflow_ui.sh"), str(port)], cwd=ws.cwd,
+                                env=ws.env(), stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"scripts/mlflow_ui.sh exited ({proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return time.perf_counter() - t0
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.perf_counter() - t0 > timeout:
+                raise RuntimeError(f"scripts/mlflow_ui.sh did not answer within {timeout:.0f} s; see {log}")
+            time.sleep(0.05)
+    finally:
+        with_group = proc.poll() is None
+        if with_group:
+            os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its workers, nothing else
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def fixed_gaps(a: dict, b: dict) -> list[float]:
+    """Per trial, A's time outside the epochs minus B's, trial by trial."""
+    return [ta["fixed_s"] - tb["fixed_s"] for ta, tb in zip(a["trials"], b["trials"], strict=True)]
+
+
+def combine(a_runs: list[dict], b_runs: list[dict], cold: list[float], loads: list[dict],
+            ui: list[float]) -> dict[str, float]:
+    """The report's figures: medians over repeats, computed per repeat first where A and B are paired."""
+    pairs = list(zip(a_runs, b_runs, strict=True))
+
+    def m(fn) -> float:
+        return median([fn(a, b) for a, b in pairs])
+
+    return {
+        "workspace_wall_s": m(lambda a, b: a["wall_s"]),
+        "floor_wall_s": m(lambda a, b: b["wall_s"]),
+        "sweep_ratio": m(lambda a, b: a["wall_s"] / b["wall_s"]),
+        "workspace_cpu_s": m(lambda a, b: a["cpu_s"]),
+        "floor_cpu_s": m(lambda a, b: b["cpu_s"]),
+        "workspace_trial_s": m(lambda a, b: a["trial_s"]),
+        "floor_trial_s": m(lambda a, b: b["trial_s"]),
+        "workspace_train_epochs_s": m(lambda a, b: a["epochs_s"]),
+        "floor_train_epochs_s": m(lambda a, b: b["epochs_s"]),
+        # what a trial costs outside its epochs, A minus B (MLflow run, artifacts, checkpoints, Hydra job, ...):
+        # the median over trials is what one more trial costs; the first trial also pays the process's lazy
+        # imports (plotting, model logging), shown apart and included in the mean
+        "fixed_cost_per_trial_s": m(lambda a, b: median(fixed_gaps(a, b))),
+        "fixed_cost_mean_s": m(lambda a, b: statistics.mean(fixed_gaps(a, b))),
+        "fixed_cost_first_trial_s": m(lambda a, b: fixed_gaps(a, b)[0]),
+        "training_diff_per_trial_s": m(lambda a, b: a["epochs_s"] - b["epochs_s"]),
+        # what the process costs outside its trials: imports, set-up, the sweep's summary at the end
+        "workspace_one_off_s": m(lambda a, b: a["wall_s"] - a["trial_s"] * len(a["trials"])),
+        "floor_one_off_s": m(lambda a, b: b["wall_s"] - b["trial_s"] * len(b["trials"])),
+        "workspace_samples_per_s": m(lambda a, b: a["samples_per_s"]),
+        "floor_samples_per_s": m(lambda a, b: b["samples_per_s"]),
+        "throughput_ratio": m(lambda a, b: a["samples_per_s"] / b["samples_per_s"]),
+        "cold_start_s": median(cold),
+        "sweep_first_step_s": m(lambda a, b: a["first_step_s"]),
+        "floor_first_step_s": m(lambda a, b: b["first_step_s"]),
+        "load_run_s": median([x["first_s"] for x in loads]),
+        "load_run_cold_s": median([x["cold_s"] for x in loads]),
+        "load_run_warm_s": median([x["warm_s"] for x in loads]),
+        "load_run_import_s": median([x["import_s"] for x in loads]),
+        "mlflow_ui_s": median(ui),
+    }
+
+
+def check_targets(figures: dict[str, float], size: str) -> dict[str, dict]:
+    out = {}
+    for key, op, limit, text in TARGETS:
+        value = figures[key]
+        met = value <= limit if op == "<=" else value >= limit
+        applies = size == "mnist" or key != "sweep_ratio"  # the wall ratio target is set for MNIST size
+        out[key] = {"value": value, "limit": limit, "op": op, "met": bool(met), "applies": applies, "target": text}
+    return out
+
+
+def format_table(report: dict) -> str:
+    f, b, t = report["figures"], report["bench"], report["targets"]
+
+    def mark(key: str) -> str:
+        x = t[key]
+        verdict = ("ok" if x["met"] else "MISSED") if x["applies"] else "(set for mnist)"
+        return f"{x['op']} {x['limit']:g}{'x' if 'ratio' in key else ' s'}  {verdict}"
+
+    rows = [
+        ("sweep wall [s]", f"{f['workspace_wall_s']:.1f}", f"{f['floor_wall_s']:.1f}", f"{f['sweep_ratio']:.3f}x",
+         mark("sweep_ratio")),
+        ("  CPU time [s]", f"{f['workspace_cpu_s']:.1f}", f"{f['floor_cpu_s']:.1f}",
+         f"{f['workspace_cpu_s'] / f['floor_cpu_s']:.3f}x", ""),
+        ("  one-off (start-up, summary) [s]", f"{f['workspace_one_off_s']:.2f}", f"{f['floor_one_off_s']:.2f}", "", ""),
+        ("  per trial: wall [s]", f"{f['workspace_trial_s']:.2f}", f"{f['floor_trial_s']:.2f}", "", ""),
+        ("  per trial: epochs [s]", f"{f['workspace_train_epochs_s']:.2f}", f"{f['floor_train_epochs_s']:.2f}",
+         f"{f['training_diff_per_trial_s']:+.2f} s", ""),
+        ("fixed cost per trial, A-B [s]", f"{f['fixed_cost_per_trial_s']:.2f}", "", "", mark("fixed_cost_per_trial_s")),
+        ("  mean / first trial [s]", f"{f['fixed_cost_mean_s']:.2f} / {f['fixed_cost_first_trial_s']:.2f}", "", "",
+         ""),
+        ("training throughput [samples/s]", f"{f['workspace_samples_per_s']:.0f}", f"{f['floor_samples_per_s']:.0f}",
+         f"{f['throughput_ratio']:.3f}x", mark("throughput_ratio")),
+        ("cold start to first step [s]", f"{f['cold_start_s']:.2f}", f"{f['floor_first_step_s']:.2f}", "",
+         mark("cold_start_s")),
+        ("  ... of the sweep (A) [s]", f"{f['sweep_first_step_s']:.2f}", "", "", ""),
+        ("load_run(run_id) [s]", f"{f['load_run_s']:.2f}", "", "", mark("load_run_s")),
+        ("  cold: it imports torch/Lightning [s]", f"{f['load_run_cold_s']:.2f}", "", "", ""),
+        ("  2nd call / import reload [s]", f"{f['load_run_warm_s']:.2f} / {f['load_run_import_s']:.2f}", "", "",
+         ""),
+        ("mlflow_ui.sh answers [s]", f"{f['mlflow_ui_s']:.2f}", "", "", ""),
+    ]
+    head = (f"model01 benchmark, size={b['size']} ({b['n_train']} train / {b['n_valid']} valid images), "
+            f"{b['trials']} trials x {b['epochs']} epochs, batch {b['batch_size']}, torch threads "
+            f"{b['threads'] or 'default'}, sweep repeats {b['sweep_repeats']}, repeats {b['repeats']}\n"
+            f"load average {b['load_before']} -> {b['load_after']} ({b['cpus']} CPUs)")
+    widths = (34, 14, 12, 10)
+    lines = [head, f"{'':{widths[0]}}{'workspace (A)':>{widths[1]}}{'floor (B)':>{widths[2]}}{'A/B':>{widths[3]}}"
+                   f"  target"]
+    for name, a, bb, ratio, target in rows:
+        lines.append(f"{name:{widths[0]}}{a:>{widths[1]}}{bb:>{widths[2]}}{ratio:>{widths[3]}}  {target}".rstrip())
+    return "\n".join(lines)
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bash scripts/bench.sh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=SIZES, default="digits",
+                        help="digits: offline sample (default); mnist: generated 60,000+10,000; tiny: for tests")
+    parser.add_argument("--trials", type=int, help="trials per sweep (default: 5 digits, 3 mnist, 2 tiny)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default: 3 digits, 2 mnist, 1 tiny)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the cheap measurements (default 3)")
+    parser.add_argument("--sweep-repeats", type=int, default=1, help="repeats of the A/B sweeps (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch/OpenMP threads for both sides (default: torch's own, one per core)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated images")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench", help="report folder")
+    parser.add_argument("--keep", action="store_true", help="keep the throw-away copy (its runs and data)")
+    args = parser.parse_args(argv)
+    trials = args.trials or DEFAULT_RUNS[args.size][0]
+    epochs = args.epochs or DEFAULT_RUNS[args.size][1]
+    if min(trials, epochs, args.repeats, args.sweep_repeats) < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--trials, --epochs, --repeats, --sweep-repeats and --threads must be >= 1")
+
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.out / f"work-{stamp}"
+    ws = Copy(make_copy(work / "ws"), args.threads)
+    try:
+        say(f"copy of the workspace in {work}; preparing {args.size} data")
+        t0 = time.perf_counter()
+        manifest = prepare_data(ws, args.size, args.seed)
+        say(f"data ready in {time.perf_counter() - t0:.1f} s: train_x {manifest['shapes']['train_x']}")
+        load_before = load_average()
+        a_runs, b_runs = [], []
+        for r in range(args.sweep_repeats):
+            order = ("A", "B") if r % 2 == 0 else ("B", "A")  # alternate, so a drift in load hits both sides
+            for side in order:
+                say(f"sweep {r + 1}/{args.sweep_repeats}: {'workspace (A)' if side == 'A' else 'floor (B)'}, "
+                    f"{trials} trials x {epochs} epochs (load {load_average()})")
+                if side == "A":
+                    a_runs.append(run_workspace(ws, trials, epochs, str(r)))
+                else:
+                    b_runs.append(run_floor(ws, trials, epochs, str(r)))
+        same_params = all([t["params"] for t in a["trials"]] == [t["params"] for t in b["trials"]]
+                          for a, b in zip(a_runs, b_runs, strict=True))
+        value_gap = max(abs(ta["value"] - tb["value"]) for a, b in zip(a_runs, b_runs, strict=True)
+                        for ta, tb in zip(a["trials"], b["trials"], strict=True))
+        say(f"cold start, load_run and mlflow_ui.sh, {args.repeats} time(s) each (load {load_average()})")
+        cold = [cold_start(ws, str(i)) for i in range(args.repeats)]
+        run_id = a_runs[0]["best_run_id"]
+        if not run_id:
+            raise RuntimeError("the workspace sweep printed no best run_id; re-run with --keep and look at its log")
+        loads = [time_load_run(ws, run_id) for _ in range(args.repeats)]
+        ui = [time_mlflow_ui(ws) for _ in range(args.repeats)]
+        load_after = load_average()
+
+        figures = combine(a_runs, b_runs, cold, loads, ui)
+        report = {
+            "bench": {
+                "size": args.size, "trials": trials, "epochs": epochs, "repeats": args.repeats,
+                "sweep_repeats": args.sweep_repeats, "threads": args.threads, "seed": args.seed,
+                "search_space": SEARCH_SPACE, "batch_size": int(_config_value(ws.root, "batch_size")),
+                "n_train": b_runs[0]["n_train"], "n_valid": b_runs[0]["n_valid"], "cpus": os.cpu_count(),
+                "load_before": load_before, "load_after": load_after, "created": stamp,
+                "same_params": same_params, "max_objective_gap": value_gap,
+                "work_dir": str(work) if args.keep else None,
+            },
+            "figures": figures,
+            "targets": check_targets(figures, args.size),
+            "runs": {"workspace": a_runs, "floor": b_runs, "cold_start_s": cold, "load_run": loads,
+                     "mlflow_ui_s": ui},
+        }
+        table = format_table(report)
+        report["table"] = table
+        path = args.out / f"bench_{args.size}_{stamp}.json"
+        path.write_text(json.dumps(report, indent=2, default=str))
+        print(table)
+        print(f"same trial parameters on both sides: {same_params}; largest objective gap {value_gap:.2e}")
+        print(f"report: {path}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _config_value(root: Path, key: str) -> Any:
+    import yaml
+
+    return yaml.safe_load((root / "config/model/model01/config.yaml").read_text())[key]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
