@@ -491,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         manifest = prepare_data(ws, args.size, args.seed)
         say(f"data ready in {time.perf_counter() - t0:.1f} s: train_x {manifest['shapes']['train_x']}")
         load_before = load_average()
+        if args.threads is None and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+            say(f"the machine is busy (load {load_before} on {os.cpu_count()} CPUs): torch's OpenMP threads will "
+                f"fight other processes and the timings swing by 10-20%; --threads 1 gives steadier figures")
         a_runs, b_runs = [], []
         for r in range(args.sweep_repeats):
             order = ("A", "B") if r % 2 == 0 else ("B", "A")  # alternate, so a drift in load hits both sides
