@@ -70,6 +70,9 @@ def prepare_resume(config: DictConfig) -> dict[str, Any]:
                 sweeper.sampler.seed = int(sweeper.sampler.seed) + finished
         log.info("resuming Optuna study %r: %d trial(s) finished, %d to go for n_trials=%d",
                  sweeper.study_name, finished, remaining, requested)
+        if remaining == 0:
+            # The sweeper launches nothing then, so nothing creates the sweep folder it writes its results to.
+            Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     return info
 
 
