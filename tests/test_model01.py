@@ -124,6 +124,11 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
     assert len(trials) == 4
     assert trials[3].params not in [t.params for t in trials[:3]]
 
+    # and once more: the study is complete, nothing runs, the command still succeeds
+    res = ws.script("src/model/model01/train.py", *SWEEP, "hydra.sweeper.n_trials=4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "0 to go" in res.stdout + res.stderr and len(study_of(ws, parent).trials) == 4
+
 
 def test_single_run_cv_and_debug(ws: Workspace) -> None:
     before = len(experiment_runs(ws, "model01"))
