@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a long run or sweep in the background (survives logout), from the project root, with its output in
-# logs/logging_/background/<timestamp>_<name>.log and its PID in <that log>.pid.
+# logs/background/<timestamp>_<name>.log and its PID in <that log>.pid.
 #   bash scripts/run_bg.sh python src/model/model01/train.py fold=all
 #   bash scripts/run_bg.sh python src/model/model01/train.py -m 'lr=interval(1e-4,1e-1)'
 #   bash scripts/run_bg.sh bash scripts/demo.sh
@@ -41,7 +41,7 @@ for word in "$@"; do
 done
 name=$(tr -c 'A-Za-z0-9._-' '_' <<<"${name:-run}" | sed -E 's/_+/_/g; s/^[._]+//; s/_+$//' | cut -c1-40)
 
-dir="$ROOT/logs/logging_/background"
+dir="$ROOT/logs/background"
 mkdir -p "$dir"
 stamp=$(date +%Y-%m-%d_%H-%M-%S)
 log="$dir/${stamp}_${name:-run}.log"

@@ -83,9 +83,6 @@ else
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r "$req" \
       2> >(grep -v '^WARNING: Location' >&2)
     .venv/bin/python -m pip check >/dev/null || die "pip check found inconsistent packages in .venv; run: bash scripts/setup.sh --force"
-    # What `poetry install` does for the root package: put the project root on the venv's path.
-    site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    echo "$ROOT" > "$site/kaggle_workspace.pth"
   fi
 
   # Byte-compile once now; otherwise (e.g. with PYTHONDONTWRITEBYTECODE set) every start pays for it.
@@ -97,7 +94,15 @@ else
   echo "$want" > "$stamp"
 fi
 
-mkdir -p _data/data/raw _data/feature logs/lightning logs/mlruns outputs multirun \
-  logs/logging_/dataset logs/logging_/feature logs/logging_/model
+# The project root on the venv's path, as `poetry install` does for the root package, but computed when Python
+# starts (the folder holding .venv) instead of written down: a copied workspace (cp -r) imports its own src.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo 'import os, sys; _r = os.path.dirname(sys.prefix); _r in sys.path or sys.path.append(_r)' > "$site/kaggle_workspace.pth"
+# A copied or moved workspace: its MLflow store still names the old folder's artifacts; point it here.
+if [[ -f logs/mlruns/mlflow.db ]]; then
+  .venv/bin/python -c 'from src.utils.tracking import relocate_store as r; o = r(); o and print(f"[setup] MLflow store moved from {o}")'
+fi
+
+mkdir -p _data/data/raw _data/feature logs/lightning logs/mlruns logs/optuna outputs multirun
 say "done in $(( $(date +%s) - start )) s; .venv is $(du -sh .venv 2>/dev/null | cut -f1)"
 say "next: bash scripts/demo.sh   (offline sample data through every stage)"

@@ -1,7 +1,10 @@
-"""Shared fixtures: a throw-away copy of the workspace, and small generated data files.
+"""Shared fixtures: a throw-away copy of the workspace (empty, or prepared with the offline sample data run
+through dataset01 and feature01), and small generated data files.
 
 Stage scripts run as real subprocesses inside the copy (PYTHONPATH points at it, so its `src` and its
 paths are used), from a current directory outside it, so nothing touches the developer's own workspace.
+The prepared workspace is built once per session and copied for each module that asks for one, so modules
+never see each other's runs.
 """
 
 from __future__ import annotations
@@ -55,9 +58,12 @@ class Workspace:
 
 def make_workspace(dest: Path) -> Workspace:
     dest.mkdir(parents=True)
-    for name in ("src", "config", "scripts", "notebooks", "diary"):
+    for name in ("src", "config", "scripts", "notebooks", "diary", "tests", "pyproject.toml"):
         if (REPO / name).exists():
-            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(REPO / name, dest / name)
     for sub in ("_data/data/raw", "_data/feature", "logs/mlruns", "logs/lightning", "outputs", "multirun"):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     (dest / ".venv").symlink_to(REPO / ".venv")  # the scripts call .venv/bin/python
@@ -69,6 +75,34 @@ def make_workspace(dest: Path) -> Workspace:
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def prepared_template(tmp_path_factory) -> Workspace:
+    """The offline sample data through prepare_data.sh, dataset01 and feature01, once per session."""
+    ws = make_workspace(tmp_path_factory.mktemp("prepared") / "ws")
+    for kind, rel in (("bash", "scripts/prepare_data.sh"), ("script", "src/dataset/dataset01/make_dataset.py"),
+                      ("script", "src/feature/feature01/build_features.py")):
+        res = getattr(ws, kind)(rel)
+        assert res.returncode == 0, res.stderr[-3000:]
+    return ws
+
+
+def copy_prepared(template: Workspace, dest: Path) -> Workspace:
+    """A copy of the prepared workspace (its data, features and the MLflow runs that built them)."""
+    shutil.copytree(template.root, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    res = subprocess.run([sys.executable, "-c", "from src.utils.tracking import relocate_store; relocate_store()"],
+                         env={**os.environ, "PYTHONPATH": str(dest)}, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    cwd = dest.parent / "elsewhere"
+    cwd.mkdir(exist_ok=True)
+    return Workspace(root=dest, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def prepared(prepared_template: Workspace, tmp_path_factory) -> Workspace:
+    """This module's own copy of the prepared workspace."""
+    return copy_prepared(prepared_template, tmp_path_factory.mktemp("module") / "ws")
 
 
 def random_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.utils import raw_data
+from src.dataset import raw_data
 from src.utils.errors import WorkspaceError
 from tests.conftest import PIXELS, random_digits, write_kaggle_csvs
 

@@ -203,7 +203,7 @@ def test_run_bg_logs_a_background_command(workspace: Workspace) -> None:
     fields = dict(re.findall(r"^(pid|log):\s+(.+)$", res.stdout, re.M))
     pid, log = int(fields["pid"]), Path(fields["log"])
     try:
-        assert log.parent == ws.root / "logs/logging_/background" and log.name.endswith(".log")
+        assert log.parent == ws.root / "logs/background" and log.name.endswith(".log")
         assert Path(f"{log}.pid").read_text().strip() == str(pid)
         assert f"tail -f {log}" in res.stdout and f"kill {pid}" in res.stdout
         os.kill(pid, 0)  # still running after the script returned: it is in the background
@@ -225,4 +225,4 @@ def test_run_bg_logs_a_background_command(workspace: Workspace) -> None:
 def test_run_bg_without_a_command_prints_usage(workspace: Workspace) -> None:
     res = workspace.bash("scripts/run_bg.sh", timeout=30)
     assert res.returncode != 0 and res.stderr.startswith("usage: bash scripts/run_bg.sh <command...>")
-    assert not (workspace.root / "logs/logging_/background").exists()
+    assert not (workspace.root / "logs/background").exists()

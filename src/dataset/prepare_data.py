@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from src.utils import raw_data
+from src.dataset import raw_data
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.paths import RAW_DIR
 

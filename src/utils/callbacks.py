@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
-import mlflow
 import pytorch_lightning as pl
 import torch
 
 from src.utils.errors import WorkspaceError
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(WorkspaceError):
@@ -33,19 +35,24 @@ def _batch_len(batch) -> int:
     return len(batch) if isinstance(batch, torch.Tensor) and batch.dim() else 0
 
 
-class MlflowEpochMetrics(pl.Callback):
-    """Log the epoch-level metrics (train_*, val_*) to the active MLflow run, one call per epoch.
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
-    With them `epoch_time_s` (the whole epoch, validation included) and `train_samples_per_s` (the training
-    batches alone), so throughput is visible next to the curves. `prefix` separates folds in K-fold CV
-    (fold0/val_acc, ...).
+
+class EpochReport(pl.Callback):
+    """One line per epoch (epoch, train/val loss and accuracy, time, ETA) and the epoch's timing as metrics.
+
+    A line per epoch reads the same on a terminal, in a background run's log and in a sweep with many trials;
+    the ETA assumes every remaining epoch runs (early stopping can only make it shorter). The loggers get
+    `epoch_time_s` (the whole epoch, validation included) and `train_samples_per_s` (the training batches alone).
     """
 
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-        self._start: float | None = None
-        self._train_end: float | None = None
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+        self._start = self._train_end = None
         self._samples = 0
+        self._times: list[float] = []
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start, self._train_end, self._samples = time.perf_counter(), None, 0
@@ -58,18 +65,37 @@ class MlflowEpochMetrics(pl.Callback):
             self._train_end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if self._start is None:
             return
-        metrics = {f"{self.prefix}{k}": float(v) for k, v in trainer.callback_metrics.items()
-                   if k.startswith(("train_", "val_"))}
-        if self._start is not None:
-            now = time.perf_counter()
-            train_s = (self._train_end or now) - self._start
-            metrics[f"{self.prefix}epoch_time_s"] = now - self._start
-            if self._samples and train_s > 0:
-                metrics[f"{self.prefix}train_samples_per_s"] = self._samples / train_s
-        if metrics:
-            mlflow.log_metrics(metrics, step=trainer.current_epoch)
+        now = time.perf_counter()
+        elapsed, train_s = now - self._start, (self._train_end or now) - self._start
+        self._times.append(elapsed)
+        timing = {"epoch_time_s": elapsed}
+        if self._samples and train_s > 0:
+            timing["train_samples_per_s"] = self._samples / train_s
+        for logger in trainer.loggers:
+            logger.log_metrics(timing, step=trainer.global_step)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train_", "val_"))}
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items(), key=lambda kv: kv[0].startswith("val")))
+        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        left = (total - trainer.current_epoch - 1) * sum(self._times) / len(self._times) if total else 0
+        eta = f"  ETA {_duration(left)}" if left > 0 else ""
+        log.info("%sepoch %d/%s  %s  %s%s", self.label, trainer.current_epoch + 1, total or "?", shown,
+                 _duration(elapsed) if elapsed >= 1 else f"{elapsed:.2f}s", eta)
+
+
+class SaveOnInterrupt(pl.Callback):
+    """Save `interrupted.ckpt` when the fit is cut short (Ctrl-C, SIGTERM, an error) to resume from there.
+
+    Lightning's OnExceptionCheckpoint does the same but also makes every fit look for a checkpoint to resume
+    from, with two warnings per fit that there is none.
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = dirpath
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        trainer.save_checkpoint(f"{self.dirpath}/interrupted.ckpt")
 
 
 class BestValidationOutputs(pl.Callback):

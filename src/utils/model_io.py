@@ -12,8 +12,9 @@ import torch
 from src.utils.paths import ROOT
 
 
-def _code_snapshot(dest: Path, experiment_dir: Path) -> Path:
-    """A minimal `src` package (utils + the experiment folder) for the model's code/ folder."""
+def code_snapshot(dest: Path, experiment_dir: Path) -> Path:
+    """A minimal `src` package under `dest` (utils + the experiment folder): what a run executes and what its
+    model needs to unpickle."""
     src = dest / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "src" / "utils", src / "utils", ignore=ignore)
@@ -29,7 +30,7 @@ def log_torch_model(model: torch.nn.Module, name: str, experiment_dir: Path) -> 
     import pytorch_lightning
 
     with tempfile.TemporaryDirectory() as tmp:
-        code = _code_snapshot(Path(tmp), experiment_dir)
+        code = code_snapshot(Path(tmp), experiment_dir)
         mlflow.pytorch.log_model(
             model.cpu().eval(),
             name=name,

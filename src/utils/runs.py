@@ -1,18 +1,19 @@
-"""One tracked MLflow run per stage execution, with its log file attached whatever happens."""
+"""One tracked MLflow run per stage execution, with its log attached whatever happens; interrupts."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import mlflow
 
 from src.utils.errors import WorkspaceError, in_multirun
-from src.utils.logs import start_log_file, stop_log_file
 from src.utils.tracking import get_or_create_experiment, log_params_flat, setup_mlflow, standard_tags
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,33 @@ def install_interrupt_handlers() -> None:
             signal.signal(sig, _raise_interrupt)
 
 
+def _job_log_files() -> list[Path]:
+    """The files the root logger writes to: Hydra's job log (<output dir>/<job name>.log) in a Hydra run."""
+    files = [Path(h.baseFilename) for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return [f for f in files if f.is_file()]  # not /dev/null (pytest's stand-in handler)
+
+
+@contextlib.contextmanager
+def _run_log() -> Iterator[list[Path]]:
+    """Hydra's job log of this run; a temporary one where job logging is off, so a run always keeps its log."""
+    files = _job_log_files()
+    if files:
+        yield files
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        handler = logging.FileHandler(Path(tmp) / "run.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+        try:
+            yield [Path(handler.baseFilename)]
+        finally:
+            root.removeHandler(handler)
+            handler.close()
+
+
 @contextlib.contextmanager
 def tracked_run(
     stage: str,
@@ -45,44 +73,47 @@ def tracked_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
     run_name: str | None = None,
-    nested: bool = False,
+    system_metrics: bool = False,
 ) -> Iterator[mlflow.ActiveRun]:
     """Start a run in `experiment` with the standard tags and `params`; end it FINISHED, FAILED or KILLED.
 
-    The run's Python log (logs/logging_/<stage>/<folder>/...) is attached as an artifact in every case,
-    so a failed or interrupted run keeps its evidence.
+    The run's log (Hydra's job log) is attached under logs/ in every case, so a failed or interrupted run keeps
+    its evidence. `system_metrics` samples CPU, memory (and GPUs) into the run while it lasts.
     """
     install_interrupt_handlers()
-    log_path, handler = start_log_file(stage, folder)
     setup_mlflow()
     experiment_id = get_or_create_experiment(experiment)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested)
-    status = "FINISHED"
-    try:
-        mlflow.set_tags({**standard_tags(stage, folder), "log_file": str(log_path), **(tags or {})})
-        if params:
-            log_params_flat(params)
-        log.info("MLflow run %s in experiment %r", run.info.run_id, experiment)
-        yield run
-    except (KeyboardInterrupt, SystemExit) as exc:
-        # Ctrl-C, SIGTERM, or Lightning's own exit after it handled one (SystemExit/SIGTERMException);
-        # our user errors never get here as SystemExit: they are WorkspaceErrors until the entry point.
-        status = "KILLED"
-        INTERRUPTED.set()
-        log.error("interrupted (%s); run %s ends KILLED", type(exc).__name__, run.info.run_id)
-        raise
-    except WorkspaceError as exc:
-        status = "FAILED"
-        # a user error is one line on the console; in a sweep the trial's log keeps the traceback too
-        log.error("%s", exc, exc_info=in_multirun())
-        raise
-    except BaseException:
-        status = "FAILED"
-        log.exception("run %s failed", run.info.run_id)
-        raise
-    finally:
-        stop_log_file(handler)
+    with _run_log() as log_files:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics)
+        status = "FINISHED"
         try:
-            mlflow.log_artifact(str(log_path), artifact_path="logs")
+            mlflow.set_tags({**standard_tags(stage, folder), "log_file": str(log_files[0]), **(tags or {})})
+            if params:
+                log_params_flat(params)
+            log.info("MLflow run %s in experiment %r", run.info.run_id, experiment)
+            yield run
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Ctrl-C, SIGTERM, or Lightning's own exit after it handled one (SystemExit/SIGTERMException);
+            # our user errors never get here as SystemExit: they are WorkspaceErrors until the entry point.
+            status = "KILLED"
+            INTERRUPTED.set()
+            log.error("interrupted (%s); run %s ends KILLED", type(exc).__name__, run.info.run_id)
+            raise
+        except WorkspaceError as exc:
+            status = "FAILED"
+            # a user error is one line on the console; in a sweep the trial's log keeps the traceback too
+            log.error("%s", exc, exc_info=in_multirun())
+            raise
+        except BaseException:
+            status = "FAILED"
+            log.exception("run %s failed", run.info.run_id)
+            raise
         finally:
-            mlflow.end_run(status=status)
+            try:
+                for handler in logging.getLogger().handlers:
+                    handler.flush()
+                for path in log_files:
+                    if path.is_file():
+                        mlflow.log_artifact(str(path), artifact_path="logs")
+            finally:
+                mlflow.end_run(status=status)

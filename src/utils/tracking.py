@@ -11,6 +11,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
 
 ARTIFACTS_DIR = MLRUNS_DIR / "artifacts"
 DEFAULT_TRACKING_URI = f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
+# The UI opens a model-training experiment on its runs (not on the GenAI overview of traces and tokens).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 
 
@@ -39,7 +42,10 @@ def setup_mlflow(uri: str | None = None) -> str:
     """Point MLflow at the workspace store (creating it if needed) and return the URI."""
     uri = uri or tracking_uri()
     if uri.startswith("sqlite:///") and uri not in _READY:
-        _init_sqlite_store(uri, Path(uri.removeprefix("sqlite:///")))
+        db = Path(uri.removeprefix("sqlite:///"))
+        if db == MLRUNS_DIR / "mlflow.db":
+            _check_store_home(db)  # a copied workspace must not write into the original's artifacts
+        _init_sqlite_store(uri, db)
         _READY.add(uri)
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -64,6 +70,53 @@ def _init_sqlite_store(uri: str, db: Path) -> None:
                 con.execute("PRAGMA journal_mode=WAL")
 
 
+_ARTIFACTS_TAIL = "/logs/mlruns/artifacts/"
+_PATH_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"),
+                 ("model_versions", "source"), ("model_versions", "storage_location"), ("datasets", "dataset_source"))
+
+
+def store_home(db: Path) -> Path | None:
+    """The workspace root whose logs/mlruns/artifacts the SQLite store's experiments point at (None: no such)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as con:
+        try:
+            rows = con.execute("SELECT artifact_location FROM experiments WHERE artifact_location LIKE ?",
+                               (f"%{_ARTIFACTS_TAIL}%",)).fetchall()
+        except sqlite3.OperationalError:  # no schema yet
+            return None
+    for (location,) in rows:
+        path = location.removeprefix("file://")
+        return Path(path[: path.index(_ARTIFACTS_TAIL)])
+    return None
+
+
+def relocate_store(root: Path = ROOT) -> Path | None:
+    """Point a copied or moved workspace's SQLite store at its own logs/mlruns/artifacts (MLflow keeps absolute
+    artifact locations); returns the root it pointed at before, or None when there was nothing to change."""
+    import sqlite3
+
+    db = root / "logs" / "mlruns" / "mlflow.db"
+    if not db.is_file() or (old := store_home(db)) is None or old == root:
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
+        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, column in _PATH_COLUMNS:
+            if table in tables:
+                con.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)",  # noqa: S608 (fixed names)
+                            (str(old) + "/", str(root) + "/"))
+    return old
+
+
+def _check_store_home(db: Path) -> None:
+    home = store_home(db) if db.is_file() else None
+    if home is not None and home != ROOT:
+        from src.utils.errors import WorkspaceError
+
+        raise WorkspaceError(f"{db.relative_to(ROOT)} keeps its artifacts in {home} (this workspace was copied or "
+                             f"moved from there); run `bash scripts/setup.sh` in {ROOT} to point it at {ROOT}")
+
+
 def get_or_create_experiment(name: str) -> str:
     """Experiment id for `name`; new experiments keep their artifacts under logs/mlruns/artifacts."""
     client = mlflow.MlflowClient()
@@ -72,7 +125,7 @@ def get_or_create_experiment(name: str) -> str:
         location = os.environ.get("MLFLOW_ARTIFACT_ROOT")
         location = f"{location.rstrip('/')}/{name}" if location else (ARTIFACTS_DIR / name).as_uri()
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         except mlflow.exceptions.MlflowException:
             # Another process created it between our look-up and our create.
             exp = client.get_experiment_by_name(name)
@@ -80,7 +133,22 @@ def get_or_create_experiment(name: str) -> str:
                 raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tag existed
+        if exp.tags.get(key) != value:
+            client.set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
+
+
+def log_data_input(name: str, path: Path, digest: str, context: str, tags: dict[str, str] | None = None) -> None:
+    """Record the data folder a run read as the run's input (the UI's Dataset column: name and digest)."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": both are the local-files source
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(str(path))
+    dataset = MetaDataset(source, name=name, digest=digest[:20])
+    mlflow.log_input(dataset, context=context, tags=tags)
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

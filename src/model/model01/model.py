@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-SCHEDULERS = ("cosine", "none")
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -20,22 +19,24 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class DigitCNN(pl.LightningModule):
-    """Two conv blocks (28->14->7) and a small classifier head; 10 logits out."""
+    """Two conv blocks (28->14->7) and a small classifier head; 10 logits out.
+
+    `optimizer` and `scheduler` are factories from the config (`_partial_: true`): the optimizer takes the
+    parameters, the scheduler the optimizer (None: a constant learning rate).
+    """
 
     def __init__(
         self,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         channels: tuple[int, ...] | list[int] = (32, 64),
         hidden: int = 128,
         dropout: float = 0.25,
-        lr: float = 3e-3,
-        weight_decay: float = 1e-4,
-        optimizer: str = "adamw",
-        scheduler: str = "cosine",
-        max_epochs: int = 10,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])  # checkpoints keep plain values only
+        self.optimizer, self.scheduler = optimizer, scheduler
         blocks, c_in = [], 1
         for c_out in channels:
             blocks.append(conv_block(c_in, c_out))
@@ -55,29 +56,23 @@ class DigitCNN(pl.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(dim=1) == y).float().mean()
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=stage == "val")
-        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True)
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True)
         return loss, logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")[0]
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        # The logits: train.py keeps the best epoch's as out-of-fold predictions (BestValidationOutputs)
-        # instead of predicting the validation fold once more after training.
-        return self._step(batch, "val")[1]
+        return self._step(batch, "val")[1]  # the logits: the best epoch's become the out-of-fold predictions
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
         return torch.softmax(self(x), dim=1)
 
     def configure_optimizers(self):
-        hp = self.hparams
-        kwargs = {"lr": hp.lr, "weight_decay": hp.weight_decay}
-        if hp.optimizer == "sgd":
-            kwargs["momentum"] = 0.9
-        opt = OPTIMIZERS[hp.optimizer](self.parameters(), **kwargs)
-        if hp.scheduler == "none":
+        opt = self.optimizer(params=self.parameters())
+        if self.scheduler is None:
             return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, hp.max_epochs))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler(optimizer=opt),
+                                                   "interval": "epoch"}}

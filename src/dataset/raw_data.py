@@ -203,7 +203,7 @@ def _read_validated(path: Path, columns: list[str], label: bool) -> pd.DataFrame
         raise WorkspaceError(f"{path} not found; {FIX_HINT}")
     if path.stat().st_size == 0:
         raise WorkspaceError(f"{path} is empty (0 bytes); {FIX_HINT}")
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # -sig: a BOM (Excel) is not part of the name
         header = f.readline().rstrip("\r\n").split(",")
     header = [h.strip().strip('"') for h in header]
     if header != columns:
@@ -212,14 +212,14 @@ def _read_validated(path: Path, columns: list[str], label: bool) -> pd.DataFrame
         if missing or extra:
             detail = (f"missing column(s) {', '.join(missing[:5])}" if missing else "") + \
                      ("; " if missing and extra else "") + \
-                     (f"unexpected column(s) {', '.join(extra[:5])}" if extra else "")
+                     (f"unexpected column(s) {', '.join(map(repr, extra[:5]))}" if extra else "")
         else:
             first = next(i for i, (a, b) in enumerate(zip(header, columns, strict=True)) if a != b)
             detail = f"columns out of order from column {first + 1} ({header[first]!r}, expected {columns[first]!r})"
         raise WorkspaceError(f"{path} line 1 (header): {detail}; expected {len(columns)} columns "
                              f"{columns[0]},{columns[1]},...,{columns[-1]}; {FIX_HINT}")
     try:
-        fast = pd.read_csv(path, engine="c")
+        fast = pd.read_csv(path, engine="c", encoding="utf-8-sig")
     except pd.errors.ParserError as exc:
         msg = str(exc).strip().splitlines()[-1]
         raise WorkspaceError(f"{path}: malformed row ({msg}); every row needs {len(columns)} values; "
@@ -252,7 +252,7 @@ def _read_validated(path: Path, columns: list[str], label: bool) -> pd.DataFrame
 
 def _diagnose_cells(path: Path, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Find the first missing, non-numeric or fractional cell (raises); else the text and float values."""
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="c")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="c", encoding="utf-8-sig")
     values = df.to_numpy()
     missing_mask = pd.isna(values)
     if missing_mask.any():

@@ -4,10 +4,10 @@ Same features, fold split, network (DigitCNN called as a plain nn.Module), optim
 size, epochs, seeds and TPE sampler as `train.py -m 'lr=tag(log,interval(LOW,HIGH))'`, and nothing else: no
 Hydra, no Lightning loop, no MLflow, no checkpoints, no early stopping. It even draws the shuffling seeds
 from torch's global generator the way DataLoader does, so both sides train on the same batches and report
-the same accuracies. It writes one JSON timeline (the same events as src.utils.bench.timeline_callback) for
-src/utils/bench.py.
+the same accuracies. It writes one JSON timeline (the same events as src.tools.bench.timeline_callback) for
+src/tools/bench.py.
 
-    python -m src.utils.bench_floor --feature-dir DIR --config FILE --trials N --epochs E --out FILE
+    python -m src.tools.bench_floor --feature-dir DIR --config FILE --trials N --epochs E --out FILE
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def run_trial(hp: dict, lr: float, epochs: int, data: dict[str, torch.Tensor], e
 
 def main(argv: list[str] | None = None) -> int:
     t_main = time.time()
-    parser = argparse.ArgumentParser(prog="python -m src.utils.bench_floor", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m src.tools.bench_floor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feature-dir", type=Path, required=True)
     parser.add_argument("--config", type=Path, required=True, help="config/model/model01/config.yaml")

@@ -6,7 +6,7 @@
 
 (A) the workspace: `train.py -m 'lr=tag(log,interval(1e-4,1e-2))'` through Hydra, the Optuna sweeper,
     Lightning and MLflow with all logging on, early stopping off;
-(B) the floor: src/utils/bench_floor.py, a hand-written PyTorch loop and an in-process Optuna study.
+(B) the floor: src/tools/bench_floor.py, a hand-written PyTorch loop and an in-process Optuna study.
 Both run in a throw-away copy of the project (outputs/bench/work-*, deleted unless --keep), so the
 workspace's own logs/, _data/ and MLflow store are never touched. Both record the same timeline (fit, epoch,
 training part of the epoch, first step); trial windows come from Optuna (ask -> tell) on both sides.
@@ -201,7 +201,7 @@ def prepare_data(ws: Copy, size: str, seed: int) -> dict:
     if size == "digits":
         ws.run(["bash", str(ws.root / "scripts/prepare_data.sh")], "prepare_data.sh")
     else:
-        from src.utils.raw_data import write_layout
+        from src.dataset.raw_data import write_layout
 
         n_train, n_test = GENERATED[size]
         train_x, train_y, test_x = generated_digits(n_train, n_test, seed)
@@ -237,7 +237,7 @@ def run_workspace(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any
     wall, cpu, out = ws.python(
         str(ws.root / "src/model/model01/train.py"), "-m", SEARCH_SPACE, f"max_epochs={epochs}",
         f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={study}", "~callbacks.early_stopping",
-        "+callbacks.bench_timeline._target_=src.utils.bench.timeline_callback",
+        "+callbacks.bench_timeline._target_=src.tools.bench.timeline_callback",
         f"+callbacks.bench_timeline.path={timeline}", what="the workspace sweep (A)")
     events = [json.loads(line) for line in timeline.read_text().splitlines()]
     storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
@@ -254,7 +254,7 @@ def run_floor(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any]:
     out_file = ws.cwd / f"timeline-B-{tag}.json"
     launch = time.time()
     wall, cpu, _ = ws.python(
-        "-m", "src.utils.bench_floor", "--feature-dir", str(ws.root / "_data/feature/feature01"),
+        "-m", "src.tools.bench_floor", "--feature-dir", str(ws.root / "_data/feature/feature01"),
         "--config", str(ws.root / "config/model/model01/config.yaml"), "--trials", str(trials),
         "--epochs", str(epochs), "--lr-low", str(LR_LOW), "--lr-high", str(LR_HIGH), "--out", str(out_file),
         what="the floor (B)")
@@ -272,7 +272,7 @@ def cold_start(ws: Copy, tag: str) -> float:
     launch = time.time()
     ws.python(str(ws.root / "src/model/model01/train.py"), "max_epochs=1", "+trainer.limit_train_batches=2",
               "+trainer.limit_val_batches=2",
-              "+callbacks.bench_timeline._target_=src.utils.bench.timeline_callback",
+              "+callbacks.bench_timeline._target_=src.tools.bench.timeline_callback",
               f"+callbacks.bench_timeline.path={timeline}", what="a single train.py run")
     events = [json.loads(line) for line in timeline.read_text().splitlines()]
     return epoch_stats(events)["first_step"] - launch

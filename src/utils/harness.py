@@ -1,0 +1,273 @@
+"""The training harness: everything a model experiment needs besides its model and its data.
+
+An experiment's train.py hands the harness a `build(cfg, features, fold)` function that returns its
+LightningModule and LightningDataModule for one fold; the harness does the rest, the same for every folder:
+
+* one MLflow run per call (nested under a sweep's parent run), ended FINISHED, FAILED or KILLED, with params
+  (the resolved config), tags (git commit, code hashes, data lineage, command), the config and Hydra files, the
+  code it ran with (the experiment folder and src/utils), the data as a run input, system metrics and the log;
+* the typed config check, then the fold loop (`fold=k` or `fold=all`), each fold a Lightning fit logged through
+  Lightning's MLFlowLogger into that run, one progress line per epoch;
+* out-of-fold predictions, the confusion matrix, the best checkpoint(s) and the model(s) with their code
+  (`runs:/<id>/model` reloads the LightningModule), the CV summary and one summary line;
+* interrupts: the run ends KILLED with its checkpoints attached and says how to resume.
+
+What the experiment provides: `validation_step` returns the batch's class scores (logits), kept from the best
+epoch as the out-of-fold predictions; `predict_step` returns class probabilities (test predictions); the
+data module validates on `features.split(fold)[1]` in that order. Returns the objective the sweeper optimises:
+the best `monitor` value, the CV mean with fold=all.
+"""
+# ruff: noqa: E402  (the imports below run with the collector paused, see gc.disable)
+
+from __future__ import annotations
+
+import atexit
+import gc
+
+# Importing torch, Lightning and MLflow creates ~0.6 M objects that live as long as the process; the cyclic
+# collector would walk them again and again while they load (~20% of the start-up). Paused until they are in,
+# then frozen out of every later collection (a full one otherwise walks them again, ~0.2 s, several times per
+# sweep); unfrozen at exit so the final collection still frees them.
+_gc_was_enabled = gc.isenabled()
+gc.disable()
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import mlflow
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import MLFlowLogger
+
+from src.utils import paths
+from src.utils.callbacks import BestValidationOutputs, EpochReport, SaveOnInterrupt, StopOnNonFiniteLoss
+from src.utils.errors import WorkspaceError, exit_on_user_error
+from src.utils.features import Features, load_features
+from src.utils.logs import quiet_libraries
+from src.utils.model_io import code_snapshot, log_torch_model
+from src.utils.paths import ROOT, experiment_of, resolve
+from src.utils.plots import confusion_matrix_png
+from src.utils.runs import tracked_run
+from src.utils.schema import TrainConfig, validate
+from src.utils.sweep import PARENT_RUN_ENV
+from src.utils.tracking import log_data_input, redact
+
+gc.freeze()
+atexit.register(gc.unfreeze)
+if _gc_was_enabled:
+    gc.enable()
+
+log = logging.getLogger(__name__)
+Build = Callable[[DictConfig, Features, int], tuple[pl.LightningModule, pl.LightningDataModule]]
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLFlowLogger writing into the run the harness started, which the harness also ends.
+
+    Lightning ends the logger's run after every fit (a K-fold run has several) and logs the model's
+    hyper-parameters; here the run outlives the fits and the params are the whole resolved config.
+    """
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    best_score: float
+    model: pl.LightningModule
+    valid_idx: np.ndarray
+    probs: np.ndarray
+    best_ckpt: str
+
+
+def checked_ckpt(path: str | None) -> str | None:
+    if not path:
+        return None
+    p = resolve(path)
+    if not p.is_file():
+        raise WorkspaceError(f"ckpt_path={path}: no such file; pick one under logs/lightning/")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        assert isinstance(ckpt, dict) and "state_dict" in ckpt
+    except Exception as exc:
+        raise WorkspaceError(f"ckpt_path={path} is not a readable Lightning checkpoint ({type(exc).__name__}); "
+                             f"pick another one under logs/lightning/") from exc
+    return str(p)
+
+
+def predict_proba(model: pl.LightningModule, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities from the model's own `predict_step`, in batches, without a Trainer."""
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model.predict_step(b, i) for i, b in enumerate(torch.from_numpy(x).split(batch_size))]
+                         ).numpy()
+
+
+def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_dir: Path, run_id: str,
+             cv: bool) -> FoldResult:
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    model, datamodule = build(cfg, features, fold)
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    checkpoint = next((c for c in callbacks if isinstance(c, pl.callbacks.ModelCheckpoint)), None)
+    if checkpoint is not None:
+        checkpoint.dirpath = str(ckpt_dir / f"fold{fold}")
+    val_outputs = BestValidationOutputs(checkpoint)
+    label = f"trial {HydraConfig.get().job.num} " if HydraConfig.get().mode == RunMode.MULTIRUN else ""
+    label += f"fold {fold}/{features.n_folds - 1} " if cv else ""
+    logger = RunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id, prefix=f"fold{fold}" if cv else "")
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=[*callbacks, StopOnNonFiniteLoss(), EpochReport(label), val_outputs,
+                                SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
+        logger=logger, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path))
+
+    best_ckpt = checkpoint.best_model_path if checkpoint is not None else ""
+    if best_ckpt:
+        best_score = float(checkpoint.best_model_score)
+        # the weights of the best epoch into the model at hand (written by this process a moment ago)
+        model.load_state_dict(torch.load(best_ckpt, map_location="cpu", weights_only=False)["state_dict"])
+    else:  # fast_dev_run or no checkpoint callback: the last epoch is the best we have
+        best_score = float(trainer.callback_metrics[cfg.monitor])
+    model.eval()
+    valid_idx = features.split(fold)[1]
+    # OOF predictions: the best epoch's validation outputs; predicting the fold again only when validation did
+    # not cover it at that checkpoint (limited validation batches, a resumed fit, fast_dev_run)
+    logits = val_outputs.outputs_for(best_ckpt, len(valid_idx))
+    if logits is not None:
+        probs = torch.softmax(logits.float(), 1).numpy()
+    else:
+        probs = predict_proba(model, features.train_x[valid_idx])
+    log.info("%sbest %s = %.4f (%s)", label, cfg.monitor, best_score, best_ckpt or "no checkpoint")
+    return FoldResult(fold, best_score, model, valid_idx, probs, best_ckpt)
+
+
+def folds_to_run(cfg: DictConfig, n_folds: int) -> list[int]:
+    if str(cfg.fold) == "all":
+        return list(range(n_folds))
+    if not 0 <= int(cfg.fold) < n_folds:
+        raise WorkspaceError(f"fold={cfg.fold} does not exist: the features have {n_folds} folds "
+                             f"(use fold=0..{n_folds - 1} or fold=all)")
+    return [int(cfg.fold)]
+
+
+def log_run_files(cfg: DictConfig, experiment_dir: Path, features: Features, folds: list[int]) -> None:
+    """The resolved config, Hydra's files, the code this run executes, and the data it reads."""
+    hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = Path(tmp) / "config.yaml"
+        resolved.write_text(OmegaConf.to_yaml(redact(OmegaConf.to_container(cfg, resolve=True))))
+        mlflow.log_artifact(str(resolved))
+        mlflow.log_artifacts(str(code_snapshot(Path(tmp) / "code", experiment_dir).parent), "code")
+    for name in ("hydra.yaml", "overrides.yaml"):
+        if (hydra_dir / name).is_file():
+            mlflow.log_artifact(str(hydra_dir / name), artifact_path="hydra")
+    log_data_input(features.name, features.dir, features.content_hash, "training",
+                   {"folds": ",".join(map(str, folds))})
+
+
+def log_oof(results: list[FoldResult], features: Features) -> float:
+    idx = np.concatenate([r.valid_idx for r in results])
+    probs = np.concatenate([r.probs for r in results])
+    labels, folds = features.train_y, features.folds
+    oof = pd.DataFrame({"row": idx, "fold": folds[idx], "label": labels[idx], "pred": probs.argmax(1)})
+    oof = pd.concat([oof, pd.DataFrame(probs, columns=[f"prob_{k}" for k in range(probs.shape[1])])], axis=1)
+    oof = oof.sort_values("row")
+    accuracy = float((oof["pred"] == oof["label"]).mean())
+    with tempfile.TemporaryDirectory() as tmp:
+        oof.to_csv(Path(tmp) / "oof_predictions.csv", index=False)
+        mlflow.log_artifact(str(Path(tmp) / "oof_predictions.csv"))
+        confusion_matrix_png(oof["label"], oof["pred"], Path(tmp) / "confusion_matrix.png", probs.shape[1],
+                             title=f"validation (OOF) accuracy {accuracy:.4f}")
+        mlflow.log_artifact(str(Path(tmp) / "confusion_matrix.png"))
+    return accuracy
+
+
+def keep_interrupted_checkpoints(ckpt_dir: Path, multirun: bool) -> None:
+    """Attach whatever checkpoints an interrupted run left, and say how to go on."""
+    ckpts = sorted(ckpt_dir.glob("fold*/*.ckpt"), key=lambda p: p.stat().st_mtime)
+    for ckpt in ckpts:
+        mlflow.log_artifact(str(ckpt), artifact_path=f"checkpoints/{ckpt.parent.name}")
+    if multirun:
+        return  # the sweep prints how to resume the study
+    if ckpts:
+        print(f"interrupted: resume this run with the same command plus ckpt_path={ckpts[-1]}", flush=True)
+    else:
+        print("interrupted before the first checkpoint: re-run the same command", flush=True)
+
+
+@exit_on_user_error
+def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) -> float:
+    """Train the experiment whose `build` this is, as configured; the objective for the sweeper."""
+    quiet_libraries()
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    stage, folder = experiment_of(build.__code__.co_filename)
+    experiment_dir = ROOT / "src" / stage / folder
+    tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
+            "hydra_output_dir": hydra_cfg.runtime.output_dir}
+    if multirun and os.environ.get(PARENT_RUN_ENV):
+        tags["mlflow.parentRunId"] = os.environ[PARENT_RUN_ENV]
+    experiment = "__debug__" if cfg.debug else str(cfg.experiment_name)
+    params = {**OmegaConf.to_container(cfg, resolve=True),
+              **{f"choice.{k}": v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")}}
+
+    # Everything, the config check included, happens inside the run: a failed attempt leaves a FAILED run with
+    # its log, and a failed sweep trial is recorded like any other.
+    with tracked_run(stage, folder, experiment, params=params, tags=tags,
+                     run_name=f"trial-{hydra_cfg.job.num}" if multirun else None,
+                     system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug) as run:
+        validate(cfg, schema)
+        features = load_features(cfg.feature_dir)
+        folds = folds_to_run(cfg, features.n_folds)
+        mlflow.set_tags(features.lineage())
+        log_run_files(cfg, experiment_dir, features, folds)
+        ckpt_dir = paths.LIGHTNING_DIR / experiment / run.info.run_id
+        cv = len(folds) > 1
+        try:
+            results = [fit_fold(cfg, build, features, k, ckpt_dir, run.info.run_id, cv) for k in folds]
+        except (KeyboardInterrupt, SystemExit):
+            keep_interrupted_checkpoints(ckpt_dir, multirun)
+            raise
+
+        scores = [r.best_score for r in results]
+        objective = float(np.mean(scores))
+        metrics = {f"best_{cfg.monitor}": objective, "objective": objective}
+        if cv:
+            metrics |= {f"fold{r.fold}_best_{cfg.monitor}": r.best_score for r in results}
+            metrics |= {f"cv_{cfg.monitor}": objective, f"cv_{cfg.monitor}_std": float(np.std(scores))}
+        metrics["oof_acc"] = log_oof(results, features)
+        mlflow.log_metrics(metrics)
+
+        if cfg.mlflow.log_checkpoint:
+            for r in results:
+                if r.best_ckpt:
+                    mlflow.log_artifact(r.best_ckpt, artifact_path=f"checkpoints/fold{r.fold}")
+        if cfg.mlflow.log_model:
+            best = max(results, key=lambda r: r.best_score if cfg.monitor_mode == "max" else -r.best_score)
+            log_torch_model(best.model, "model", experiment_dir)
+            mlflow.set_tag("model_fold", str(best.fold))
+            if cv:
+                for r in results:
+                    log_torch_model(r.model, f"model_fold{r.fold}", experiment_dir)
+        summary = f"best_{cfg.monitor}={objective:.4f}" + (f" (CV mean of {len(folds)} folds)" if cv else "")
+        log.info("%srun %s: %s", f"trial {hydra_cfg.job.num}: " if multirun else "", run.info.run_id, summary)
+    if not multirun:
+        print(f"run_id={run.info.run_id} best_{cfg.monitor}={objective:.4f} experiment={experiment} "
+              f"(browse: bash scripts/mlflow_ui.sh)", flush=True)
+    return objective

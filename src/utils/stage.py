@@ -1,0 +1,73 @@
+"""What every data stage (src/dataset/datasetNN, src/feature/featureNN) does around its own transformation.
+
+`build_stage` skips the work when the output folder was built from the same inputs, config and code (and says
+so); otherwise it opens the stage's MLflow run, lets the stage write its files into a temporary folder, adds
+`manifest.json` (the stage's facts, the content hash of the files, the inputs fingerprint and the run_id) and
+swaps the folder in at once: an output is complete or absent, never half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.errors import exit_on_user_error
+from src.utils.hashing import files_sha256, json_sha256, tree_sha256
+from src.utils.io import atomic_dir, read_json, write_json
+from src.utils.paths import experiment_of, resolve, shown
+from src.utils.runs import tracked_run
+from src.utils.schema import validate
+from src.utils.tracking import log_data_input
+
+log = logging.getLogger(__name__)
+
+
+def _up_to_date(out_dir: Path, fingerprint: str) -> dict | None:
+    manifest = out_dir / "manifest.json"
+    if not manifest.is_file():
+        return None
+    info = read_json(manifest)
+    return info if info.get("inputs_fingerprint") == fingerprint else None
+
+
+@exit_on_user_error
+def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any],
+                write: Callable[[Path], dict[str, Any]], reads: tuple[str, Path, str] | None = None,
+                tags: dict[str, str] | None = None, next_step: str = "") -> str:
+    """Run the stage whose entry script is `file`; the content hash of its output.
+
+    `inputs`: what the output depends on besides the config and this folder's code (e.g. the raw data's hash).
+    `write(tmp)`: writes the output files into `tmp` and returns the facts for the manifest.
+    `reads`: (name, folder, digest) of the data read, logged as the run's input.
+    """
+    validate(cfg, schema)
+    stage, folder = experiment_of(file)
+    out_dir = resolve(cfg.output_dir)
+    config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("force", "hydra")}
+    fingerprint = json_sha256({**inputs, "config": config, "code": tree_sha256(Path(file).parent)})
+    if not cfg.force and (done := _up_to_date(out_dir, fingerprint)):
+        log.info("%s is up to date (content hash %s, built by run %s); nothing to do (force=true rebuilds)",
+                 shown(out_dir), done["content_hash"][:12], done["mlflow_run_id"])
+        return done["content_hash"]
+
+    with tracked_run(stage, folder, cfg.experiment_name, params=OmegaConf.to_container(cfg, resolve=True),
+                     tags=tags) as run:
+        if reads is not None:
+            log_data_input(*reads, context="source")
+        with atomic_dir(out_dir) as tmp:
+            facts = write(tmp)
+            content_hash = files_sha256([p for p in tmp.iterdir() if p.is_file()], tmp)
+            manifest = {"stage": folder, **facts, "content_hash": content_hash, "inputs_fingerprint": fingerprint,
+                        "mlflow_run_id": run.info.run_id}
+            write_json(tmp / "manifest.json", manifest)
+            mlflow.log_artifact(str(tmp / "manifest.json"))
+        mlflow.set_tags({"content_hash": content_hash})
+        log.info("wrote %s (content hash %s)", shown(out_dir), content_hash[:12])
+        if next_step:
+            log.info("next: %s", next_step)
+    return content_hash
