@@ -21,10 +21,9 @@ step "dataset01 (src/dataset/dataset01/make_dataset.py)"
 step "feature01 (src/feature/feature01/build_features.py)"
 "$PY" src/feature/feature01/build_features.py
 
-step "model01: Optuna sweep of ${DEMO_TRIALS:-5} trials (src/model/model01/train.py -m ...)"
+step "model01: Optuna sweep of ${DEMO_TRIALS:-5} trials over config/model/model01/hparams_search/lr_dropout.yaml"
 # Re-running this script resumes the same study: it only runs what is missing to reach n_trials.
-"$PY" src/model/model01/train.py -m 'lr=tag(log,interval(1e-4,1e-2))' 'dropout=interval(0.0,0.5)' \
-  "hydra.sweeper.n_trials=${DEMO_TRIALS:-5}"
+"$PY" src/model/model01/train.py -m hparams_search=lr_dropout "hydra.sweeper.n_trials=${DEMO_TRIALS:-5}"
 
 printf '\n==> done in %d s. Browse every run: bash scripts/mlflow_ui.sh  (then open http://127.0.0.1:5000)\n' \
   "$(( $(date +%s) - t0 ))"

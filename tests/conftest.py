@@ -92,7 +92,7 @@ def copy_prepared(template: Workspace, dest: Path) -> Workspace:
     """A copy of the prepared workspace (its data, features and the MLflow runs that built them)."""
     shutil.copytree(template.root, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     res = subprocess.run([sys.executable, "-c", "from src.utils.tracking import relocate_store; relocate_store()"],
-                         env={**os.environ, "PYTHONPATH": str(dest)}, capture_output=True, text=True)
+                         cwd=dest, env={**os.environ, "PYTHONPATH": str(dest)}, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     cwd = dest.parent / "elsewhere"
     cwd.mkdir(exist_ok=True)

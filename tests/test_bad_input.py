@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import Workspace, make_workspace, write_kaggle_csvs
+from tests.conftest import Workspace, write_kaggle_csvs
 
 pytestmark = pytest.mark.slow
 TRAIN, PREDICT = "src/model/model01/train.py", "src/model/model01/predict.py"
@@ -35,11 +35,15 @@ class Case:
 CASES = [
     Case("unknown-override-key", [TRAIN, "lrr=0.1"], "unknown config key 'lrr' (did you mean lr?)"),
     Case("unknown-nested-key", [TRAIN, "trainer.max_epoch=3"], "unknown config key 'trainer.max_epoch'"),
-    Case("negative-lr", [TRAIN, "lr=-1"], "lr=-1 must be > 0"),
-    Case("zero-batch-size", [TRAIN, "batch_size=0"], "batch_size=0 must be >= 1"),
+    Case("negative-lr", [TRAIN, "lr=-1"], "lr=-1.0 is not allowed: a number > 0"),
+    Case("zero-batch-size", [TRAIN, "batch_size=0"], "batch_size=0 is not allowed: a whole number >= 1"),
+    Case("lr-not-a-number", [TRAIN, "lr=abc"], "lr='abc' is not a number"),
+    Case("fractional-epochs", [TRAIN, "max_epochs=2.5"], "max_epochs=2.5 is not a whole number"),
+    Case("sweep-without-m", [TRAIN, "lr=interval(0.1,1)"], "is a sweep: add -m"),
+    Case("impossible-choice-in-sweep", [TRAIN, "-m", "dropout=choice(0.1,1.5)"], "dropout=1.5 is not allowed"),
     Case("fold-out-of-range", [TRAIN, "fold=99"], "fold=99 does not exist: the features have 5 folds"),
-    Case("unknown-optimizer", [TRAIN, "optimizer=rmsprop"], "optimizer=rmsprop must be one of adam, adamw, sgd"),
-    Case("features-missing", [TRAIN, "feature_dir={bad}/no_features"], "no feature01 output in"),
+    Case("unknown-optimizer", [TRAIN, "optimizer=rmsprop"], "optimizer=rmsprop is not an option of config group 'optimizer'; choose one of adam, adamw, sgd"),
+    Case("features-missing", [TRAIN, "feature_dir={bad}/no_features"], "no features in"),
     Case("features-from-another-dataset", [TRAIN, "feature_dir={bad}/stale_features"],
          "was built from dataset01 000000000000 but dataset01 is now"),
     Case("corrupted-checkpoint", [TRAIN, "ckpt_path={bad}/broken.ckpt"], "is not a readable Lightning checkpoint"),
@@ -56,21 +60,18 @@ CASES = [
          "'seven' is not a number", ["out"]),
     Case("raw-empty-file", [DATASET, "raw_dir={bad}/raw_empty", "output_dir={bad}/out"], "is empty (0 bytes)",
          ["out"]),
-    Case("too-few-folds", [DATASET, "n_folds=1", "output_dir={bad}/out"], "n_folds=1: need at least 2 folds",
+    Case("too-few-folds", [DATASET, "n_folds=1", "output_dir={bad}/out"], "n_folds=1 is not allowed: a whole number >= 2",
          ["out"]),
     Case("unknown-normalization", [FEATURES, "normalization.method=zscore", "output_dir={bad}/out"],
-         "normalization.method='zscore' is not one of", ["out"]),
+         "normalization.method=zscore is not allowed: standardize, minmax or none", ["out"]),
     Case("truncated-gzip-idx", ["scripts/prepare_data.sh", "--mnist", "{bad}/mnist", "--raw-dir", "{bad}/raw_out"],
          "damaged or truncated", ["raw_out/train.csv"]),
 ]
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> tuple[Workspace, Path, dict]:
-    ws = make_workspace(tmp_path_factory.mktemp("bad") / "ws")
-    for kind, rel in (("bash", "scripts/prepare_data.sh"), ("script", DATASET), ("script", FEATURES)):
-        res = getattr(ws, kind)(rel)
-        assert res.returncode == 0, res.stderr
+def ws(prepared: Workspace) -> tuple[Workspace, Path, dict]:
+    ws = prepared
     bad = ws.root.parent / "bad"
     bad.mkdir()
     # features whose manifest names another dataset01 build

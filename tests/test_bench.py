@@ -2,10 +2,13 @@
 
 Timings are a benchmark, not a test: nothing here checks how fast anything is, only that every figure the
 report promises is there, is a finite number, and that both sides of the comparison did the same work.
+The floor (src/tools/bench_floor.py) builds the experiment's model from its composed config, never by importing
+src.model.* itself; and the experiment is a parameter (--experiment, default model01).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -14,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from src.tools import bench
+from src.tools.bench import experiment
 from tests.conftest import REPO
-
-pytestmark = pytest.mark.slow
 
 FIGURES = (
     "workspace_wall_s", "floor_wall_s", "sweep_ratio",                                  # total wall, A/B
@@ -30,10 +33,47 @@ FIGURES = (
 TARGETS = ("sweep_ratio", "fixed_cost_per_trial_s", "throughput_ratio", "cold_start_s", "load_run_s")
 
 
+def imported_modules(path: Path) -> set[str]:
+    """Every module a Python file imports (`import a.b`, `from a.b import c`: a.b and a.b.c), at any depth."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_floor_imports_nothing_from_the_model_folders() -> None:
+    floor = REPO / "src/tools/bench_floor.py"
+    imports = imported_modules(floor)
+    assert imports, "the parser found the floor's imports"
+    assert not [m for m in imports if m == "src.model" or m.startswith("src.model.")], imports
+    # nor by a string (importlib, __import__): the model's class comes from the config's _target_ only
+    assert "src.model" not in floor.read_text() and "src/model" not in floor.read_text()
+
+
+def test_the_timeline_callback_target_is_this_module() -> None:
+    import hydra
+
+    assert hydra.utils.get_method(bench.TIMELINE_TARGET) is bench.timeline_callback
+
+
+def test_the_experiment_comes_from_its_folder() -> None:
+    exp = experiment("model01")
+    assert (exp.train_py, exp.config_dir) == ("src/model/model01/train.py", "config/model/model01")
+    assert (exp.mlflow_experiment, exp.feature_dir) == ("model01", "_data/feature/feature01")
+    assert (exp.feature, exp.dataset, exp.batch_size) == ("feature01", "dataset01", 64)
+    for bad in ("nope", "../model/model01", ""):
+        with pytest.raises(ValueError, match="no model folder"):
+            experiment(bad)
+
+
+@pytest.mark.slow
 def test_bench_runs_on_a_tiny_set_and_reports_every_field(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_", "OPTUNA_"))}
-    res = subprocess.run(["bash", str(REPO / "scripts/bench.sh"), "--size", "tiny", "--trials", "2", "--epochs", "1",
-                          "--repeats", "1", "--out", str(tmp_path)],
+    res = subprocess.run(["bash", str(REPO / "scripts/bench.sh"), "--experiment", "model01", "--size", "tiny",
+                          "--trials", "2", "--epochs", "1", "--repeats", "1", "--out", str(tmp_path)],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
 
@@ -46,6 +86,8 @@ def test_bench_runs_on_a_tiny_set_and_reports_every_field(tmp_path: Path) -> Non
         assert set(report["targets"][key]) >= {"value", "limit", "met"}, key
     bench = report["bench"]
     assert bench["size"] == "tiny" and bench["trials"] == 2 and bench["epochs"] == 1
+    assert bench["experiment"] == "model01" and bench["mlflow_experiment"] == "model01"
+    assert bench["train_py"] == "src/model/model01/train.py" and bench["feature_dir"] == "_data/feature/feature01"
     assert bench["n_train"] + bench["n_valid"] == 500 and bench["load_before"] and bench["load_after"]
     # the same work on both sides: the same sampled parameters, the same accuracies
     assert bench["same_params"] is True and bench["max_objective_gap"] < 1e-4
@@ -54,5 +96,6 @@ def test_bench_runs_on_a_tiny_set_and_reports_every_field(tmp_path: Path) -> Non
         assert len(run["trials"]) == 2 and all(t["samples"] == bench["n_train"] for t in run["trials"])
 
     assert report["table"] in res.stdout and "fixed cost per trial" in report["table"]
+    assert report["table"].startswith("model01 benchmark")
     assert not list(tmp_path.glob("work-*")), "the throw-away copy is removed unless --keep is given"
     assert not (REPO / "outputs" / "bench").joinpath(path.name).exists()

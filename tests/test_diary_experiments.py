@@ -91,8 +91,11 @@ def test_model02_copy_trains_into_its_own_mlflow_experiment(pipeline) -> None:
     cfg = OmegaConf.load(ws.root / "config/model/model02/config.yaml")
     assert cfg.experiment_name == "model02" and cfg.model._target_ == "src.model.model02.model.DigitCNN"
     assert cfg.feature_dir == "_data/feature/feature01"  # another stage's name: unchanged
-    train_py = (ws.root / "src/model/model02/train.py").read_text()
-    assert 'STAGE, FOLDER = "model", "model02"' in train_py and "from src.model.model02.data import" in train_py
+    assert cfg.data._target_ == "src.model.model02.data.DigitDataModule"
+    # only experiment code was copied: the machinery stays in src/utils
+    python = "".join(p.read_text() for p in (ws.root / "src/model/model02").rglob("*.py"))
+    for machinery in ("import gc", "import signal", "import mlflow", "KeyboardInterrupt", "gc.", "signal."):
+        assert machinery not in python, machinery
     assert cfg.hydra.callbacks.mlflow_sweep.folder == "model02"  # the sweep parent's tags name the copy
 
     assert "experiment=model02" in pipeline.trained
@@ -231,3 +234,13 @@ def test_dataset_copy_renames_its_outputs_only(workspace: Workspace) -> None:
     assert not (ws.root / "src/dataset/dataset02/__pycache__").exists()
     assert oct((ws.root / "src/dataset/dataset02").stat().st_mode & 0o777) == oct(
         (ws.root / "src/dataset/dataset01").stat().st_mode & 0o777)
+
+
+@pytest.mark.slow
+def test_the_fast_tests_pick_up_the_copy(pipeline) -> None:
+    """The copy is tested by the in-process tests over every folder without editing them."""
+    ws = pipeline.ws
+    res = ws.python("-m", "pytest", str(ws.root / "tests/test_experiments.py"), "-q", "-p", "no:cacheprovider",
+                    "-k", "model02 and not bad_command", "--rootdir", str(ws.root))
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert "2 passed" in res.stdout  # its config and schema, its training through the harness

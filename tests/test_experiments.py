@@ -22,7 +22,7 @@ from omegaconf import DictConfig, open_dict
 
 from src.tools.new_experiment import ENTRY_SCRIPTS
 from src.utils import paths
-from src.utils.schema import check_command
+from src.utils.schema import check_command, preflight
 from tests.conftest import REPO, write_kaggle_csvs
 
 STAGES = ("dataset", "feature", "model")
@@ -129,3 +129,32 @@ def test_model_folder_trains_through_the_harness(folder: str, features: dict[str
     (debug_run,) = client.search_runs([client.get_experiment_by_name("__debug__").experiment_id],
                                       f"tags.experiment_folder = 'src/model/{folder}'")
     assert debug_run.info.status == "FINISHED"
+
+
+CONFIG_ERRORS = [  # (overrides, what the one error line must say)
+    (["lrr=0.1"], "unknown config key 'lrr' (did you mean lr?)"),
+    (["trainer.max_epoch=3"], "unknown config key 'trainer.max_epoch'"),
+    (["lr=abc"], "lr='abc' is not a number"),
+    (["batch_size=2.5"], "batch_size=2.5 is not a whole number"),
+    (["debug=maybe"], "debug='maybe' is not true or false"),
+    (["lr=0"], "lr=0.0 is not allowed: a number > 0"),
+    (["fold=-1"], "fold=-1 is not allowed"),
+    (["fold=all", "ckpt_path=x.ckpt"], "ckpt_path=x.ckpt is not allowed: it resumes a single fold"),
+    (["optimizer=rmsprop"], "optimizer=rmsprop is not an option of config group 'optimizer'; choose one of"),
+    (["lr=interval(0.1,1)"], "is a sweep: add -m"),
+    (["-m", "lr=interval(-1,1)"], "lr=-1.0 is not allowed"),
+    (["-m", "batch_size=choice(32,abc)"], "batch_size='abc' is not a whole number"),
+    (["-m", "hparams_search=nope"], "hparams_search=nope is not an option of config group 'hparams_search'"),
+    (["lr=(("], "cannot read the override(s) lr=(("),
+]
+
+
+@pytest.mark.parametrize("folder", FOLDERS["model"])
+@pytest.mark.parametrize("overrides,message", CONFIG_ERRORS, ids=[" ".join(o) for o, _ in CONFIG_ERRORS])
+def test_a_bad_command_line_is_one_error_line(folder: str, overrides: list[str], message: str, capsys) -> None:
+    module = entry("model", folder)
+    with pytest.raises(SystemExit) as exit_:
+        preflight(module.__file__, module.Config, argv=overrides)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err

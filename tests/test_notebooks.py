@@ -15,7 +15,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
-from tests.conftest import REPO, Workspace, make_workspace
+from tests.conftest import REPO, Workspace
 
 NAMES = ("load_model.ipynb", "eda.ipynb")
 CELL_TIMEOUT = 180  # seconds per cell; a cold start of torch + mlflow on a busy machine stays well below
@@ -39,12 +39,8 @@ def test_committed_notebooks_have_no_outputs() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Workspace, str]:
-    ws = make_workspace(tmp_path_factory.mktemp("notebooks") / "ws")
-    for kind, rel in (("bash", "scripts/prepare_data.sh"), ("script", "src/dataset/dataset01/make_dataset.py"),
-                      ("script", "src/feature/feature01/build_features.py")):
-        res = getattr(ws, kind)(rel)
-        assert res.returncode == 0, res.stderr[-3000:]
+def trained(prepared: Workspace) -> tuple[Workspace, str]:
+    ws = prepared
     res = ws.script("src/model/model01/train.py", "max_epochs=2")
     assert res.returncode == 0, res.stderr[-3000:]
     return ws, res.stdout.split("run_id=")[1].split()[0]

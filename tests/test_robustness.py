@@ -20,13 +20,8 @@ LONG = ["max_epochs=60", "~callbacks.early_stopping"]
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Workspace:
-    ws = make_workspace(tmp_path_factory.mktemp("robust") / "ws")
-    for kind, rel in (("bash", "scripts/prepare_data.sh"), ("script", "src/dataset/dataset01/make_dataset.py"),
-                      ("script", "src/feature/feature01/build_features.py")):
-        res = getattr(ws, kind)(rel)
-        assert res.returncode == 0, res.stderr
-    return ws
+def ws(prepared: Workspace) -> Workspace:
+    return prepared
 
 
 def start(ws: Workspace, *args: str) -> subprocess.Popen:

@@ -1,12 +1,19 @@
 """What the workspace costs over a bare PyTorch + Optuna loop, on the same data, model, trials, epochs and seed.
 
-    bash scripts/bench.sh                                  # offline digits, 5 trials x 3 epochs
+    bash scripts/bench.sh                                  # model01, offline digits, 5 trials x 3 epochs
+    bash scripts/bench.sh --experiment model02             # another model folder (src/model/model02)
     bash scripts/bench.sh --size mnist                     # generated 60,000 + 10,000 28x28 images, 3 x 2
     bash scripts/bench.sh --size mnist --trials 4 --epochs 1 --threads 1 --keep
 
-(A) the workspace: `train.py -m 'lr=tag(log,interval(1e-4,1e-2))'` through Hydra, the Optuna sweeper,
-    Lightning and MLflow with all logging on, early stopping off;
-(B) the floor: src/tools/bench_floor.py, a hand-written PyTorch loop and an in-process Optuna study.
+The experiment (--experiment, default model01) is a model folder: src/model/<experiment>/train.py with its
+config in config/model/<experiment>/. Everything comes from there: the script run, the config, the MLflow
+experiment (its `experiment_name`) and the features (its `feature_dir`, built in the copy by the feature
+folder that writes them, from the dataset folder that feature folder reads).
+
+(A) the workspace: `src/model/<experiment>/train.py -m 'lr=tag(log,interval(1e-4,1e-2))'` through Hydra, the
+    Optuna sweeper, Lightning and MLflow with all logging on, early stopping off;
+(B) the floor: src/tools/bench_floor.py, a hand-written PyTorch loop and an in-process Optuna study, on the
+    model, optimizer and scheduler the experiment's composed config builds.
 Both run in a throw-away copy of the project (outputs/bench/work-*, deleted unless --keep), so the
 workspace's own logs/, _data/ and MLflow store are never touched. Both record the same timeline (fit, epoch,
 training part of the epoch, first step); trial windows come from Optuna (ask -> tell) on both sides.
@@ -32,11 +39,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from src.utils.paths import ROOT
+
+TIMELINE_TARGET = "src.tools.bench.timeline_callback"  # this module's timeline_callback, as Hydra finds it
 
 SIZES = ("digits", "mnist", "tiny")
 DEFAULT_RUNS = {"digits": (5, 3), "mnist": (3, 2), "tiny": (2, 1)}  # trials, epochs
@@ -114,6 +124,75 @@ def epoch_stats(events: list[dict]) -> dict[str, float]:
             start = None
     first = [e["t"] for e in events if e["event"] == "first_step"]
     return {"epochs_s": epochs_s, "train_s": train_s, "samples": samples, "first_step": min(first, default=None)}
+
+
+# --------------------------------------------------------------------------------------------------
+# The experiment: a model folder, its config, and the data folders its features come from
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Experiment:
+    """Paths relative to the project root, so they hold in the throw-away copy as they do here."""
+
+    name: str  # the model folder: src/model/<name>, config/model/<name>
+    train_py: str
+    config_dir: str
+    mlflow_experiment: str  # the config's experiment_name
+    feature_dir: str  # the config's feature_dir
+    feature: str  # the feature folder writing feature_dir (src/feature/<feature>/build_features.py)
+    dataset: str  # the dataset folder that feature folder reads (src/dataset/<dataset>/make_dataset.py)
+    raw_dir: str  # where that dataset folder reads the raw data
+    batch_size: int
+
+
+def _compose(config_dir: Path) -> Any:
+    """A folder's config as its entry script composes it (no overrides)."""
+    import hydra
+
+    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return hydra.compose("config")
+
+
+def _inside_root(value: str, what: str) -> str:
+    path = Path(os.path.normpath(Path(value) if Path(value).is_absolute() else ROOT / value))
+    if not path.is_relative_to(ROOT):
+        raise ValueError(f"{what}={value} is outside the project; the benchmark builds and reads the data in a "
+                         f"throw-away copy of the project, so it needs a path under the project root")
+    return str(path.relative_to(ROOT))
+
+
+def _writer(stage: str, output_dir: str, script: str) -> str:
+    """The stage folder whose config's output_dir is `output_dir` (relative to the root)."""
+    for cfg_file in sorted((ROOT / "config" / stage).glob("*/config.yaml")):
+        folder = cfg_file.parent.name
+        if not (ROOT / "src" / stage / folder / script).is_file():
+            continue
+        out = _compose(cfg_file.parent).get("output_dir")
+        if out is not None and _inside_root(str(out), f"output_dir of {cfg_file}") == output_dir:
+            return folder
+    raise ValueError(f"no {stage} folder writes {output_dir} (no config/{stage}/*/config.yaml with that "
+                     f"output_dir and a src/{stage}/<folder>/{script})")
+
+
+def experiment(name: str) -> Experiment:
+    """The model folder `name` and the chain of data folders that makes its features."""
+    train_py, config_dir = f"src/model/{name}/train.py", f"config/model/{name}"
+    if not name or Path(name).name != name or not (ROOT / train_py).is_file() \
+            or not (ROOT / config_dir / "config.yaml").is_file():
+        have = sorted(p.parent.name for p in (ROOT / "config/model").glob("*/config.yaml")
+                      if (ROOT / "src/model" / p.parent.name / "train.py").is_file())
+        raise ValueError(f"--experiment {name}: no model folder with {train_py} and {config_dir}/config.yaml "
+                         f"(model folders: {', '.join(have) or 'none'})")
+    cfg = _compose(ROOT / config_dir)
+    feature_dir = _inside_root(str(cfg.feature_dir), f"feature_dir of {config_dir}/config.yaml")
+    feature = _writer("feature", feature_dir, "build_features.py")
+    dataset_dir = _inside_root(str(_compose(ROOT / "config/feature" / feature).dataset_dir),
+                               f"dataset_dir of config/feature/{feature}/config.yaml")
+    dataset = _writer("dataset", dataset_dir, "make_dataset.py")
+    raw_dir = _inside_root(str(_compose(ROOT / "config/dataset" / dataset).raw_dir),
+                           f"raw_dir of config/dataset/{dataset}/config.yaml")
+    return Experiment(name=name, train_py=train_py, config_dir=config_dir,
+                      mlflow_experiment=str(cfg.experiment_name), feature_dir=feature_dir, feature=feature,
+                      dataset=dataset, raw_dir=raw_dir, batch_size=int(cfg.batch_size))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,7 +276,8 @@ class Copy:
         return self.run([sys.executable, *args], what)
 
 
-def prepare_data(ws: Copy, size: str, seed: int) -> dict:
+def prepare_data(ws: Copy, exp: Experiment, size: str, seed: int) -> dict:
+    """Raw data, then the experiment's dataset and feature folders in the copy; the features' manifest."""
     if size == "digits":
         ws.run(["bash", str(ws.root / "scripts/prepare_data.sh")], "prepare_data.sh")
     else:
@@ -205,12 +285,13 @@ def prepare_data(ws: Copy, size: str, seed: int) -> dict:
 
         n_train, n_test = GENERATED[size]
         train_x, train_y, test_x = generated_digits(n_train, n_test, seed)
-        write_layout(ws.root / "_data/data/raw", train_x, train_y, test_x, {
+        write_layout(ws.root / exp.raw_dir, train_x, train_y, test_x, {
             "source": f"generated:bench-{size}", "is_sample": True, "seed": seed,
             "note": "GENERATED for scripts/bench.sh: scikit-learn digits upscaled, shifted and noised"})
-    ws.python(str(ws.root / "src/dataset/dataset01/make_dataset.py"), what="make_dataset.py")
-    ws.python(str(ws.root / "src/feature/feature01/build_features.py"), what="build_features.py")
-    return json.loads((ws.root / "_data/feature/feature01/manifest.json").read_text())
+    ws.python(str(ws.root / "src/dataset" / exp.dataset / "make_dataset.py"), what=f"{exp.dataset}/make_dataset.py")
+    ws.python(str(ws.root / "src/feature" / exp.feature / "build_features.py"),
+              what=f"{exp.feature}/build_features.py")
+    return json.loads((ws.root / exp.feature_dir / "manifest.json").read_text())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,17 +309,17 @@ def trial_stats(trials: list[dict], events: list[dict]) -> dict[str, Any]:
             "samples_per_s": sum(r["samples"] for r in rows) / max(1e-9, sum(r["train_s"] for r in rows))}
 
 
-def run_workspace(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any]:
+def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str) -> dict[str, Any]:
     import optuna
 
     timeline = ws.cwd / f"timeline-A-{tag}.jsonl"
-    study = f"bench-{tag}"
+    study = f"bench-{exp.name}-{tag}"
     launch = time.time()
     wall, cpu, out = ws.python(
-        str(ws.root / "src/model/model01/train.py"), "-m", SEARCH_SPACE, f"max_epochs={epochs}",
+        str(ws.root / exp.train_py), "-m", SEARCH_SPACE, f"max_epochs={epochs}",
         f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={study}", "~callbacks.early_stopping",
-        "+callbacks.bench_timeline._target_=src.tools.bench.timeline_callback",
-        f"+callbacks.bench_timeline.path={timeline}", what="the workspace sweep (A)")
+        f"+callbacks.bench_timeline._target_={TIMELINE_TARGET}",
+        f"+callbacks.bench_timeline.path={timeline}", what=f"the workspace sweep (A), {exp.train_py} -m")
     events = [json.loads(line) for line in timeline.read_text().splitlines()]
     storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -250,12 +331,12 @@ def run_workspace(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any
             "best_run_id": best.group(1) if best else None, **trial_stats(rows, events)}
 
 
-def run_floor(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any]:
+def run_floor(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str) -> dict[str, Any]:
     out_file = ws.cwd / f"timeline-B-{tag}.json"
     launch = time.time()
     wall, cpu, _ = ws.python(
-        "-m", "src.tools.bench_floor", "--feature-dir", str(ws.root / "_data/feature/feature01"),
-        "--config", str(ws.root / "config/model/model01/config.yaml"), "--trials", str(trials),
+        "-m", "src.tools.bench_floor", "--config-dir", str(ws.root / exp.config_dir),
+        "--feature-dir", str(ws.root / exp.feature_dir), "--trials", str(trials),
         "--epochs", str(epochs), "--lr-low", str(LR_LOW), "--lr-high", str(LR_HIGH), "--out", str(out_file),
         what="the floor (B)")
     data = json.loads(out_file.read_text())
@@ -266,14 +347,14 @@ def run_floor(ws: Copy, trials: int, epochs: int, tag: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Cold start, load_run, MLflow UI
 # --------------------------------------------------------------------------------------------------
-def cold_start(ws: Copy, tag: str) -> float:
+def cold_start(ws: Copy, exp: Experiment, tag: str) -> float:
     """Seconds from launching a single `train.py` run to its first training step."""
     timeline = ws.cwd / f"timeline-cold-{tag}.jsonl"
     launch = time.time()
-    ws.python(str(ws.root / "src/model/model01/train.py"), "max_epochs=1", "+trainer.limit_train_batches=2",
+    ws.python(str(ws.root / exp.train_py), "max_epochs=1", "+trainer.limit_train_batches=2",
               "+trainer.limit_val_batches=2",
-              "+callbacks.bench_timeline._target_=src.tools.bench.timeline_callback",
-              f"+callbacks.bench_timeline.path={timeline}", what="a single train.py run")
+              f"+callbacks.bench_timeline._target_={TIMELINE_TARGET}",
+              f"+callbacks.bench_timeline.path={timeline}", what=f"a single {exp.train_py} run")
     events = [json.loads(line) for line in timeline.read_text().splitlines()]
     return epoch_stats(events)["first_step"] - launch
 
@@ -291,19 +372,22 @@ if sys.argv[2] == "warm":
 calls = []
 for _ in range(1 if sys.argv[2] == "cold" else 2):
     s = time.perf_counter()
-    load_run(sys.argv[1])
+    run = load_run(sys.argv[1])
     calls.append(time.perf_counter() - s)
-print(json.dumps({"import_s": t1 - t0, "calls": calls}))
+print(json.dumps({"import_s": t1 - t0, "calls": calls, "experiment": run.experiment}))
 """
 
 
-def time_load_run(ws: Copy, run_id: str) -> dict[str, float]:
+def time_load_run(ws: Copy, exp: Experiment, run_id: str) -> dict[str, float]:
     """load_run(run_id) in fresh processes: the first call with torch/Lightning already imported, a second
     call, and a first call in a process that has imported nothing else (cold)."""
     runs = {}
     for mode in ("cold", "warm"):
         _, _, out = ws.python("-c", LOAD_RUN_PROBE, run_id, mode, what="load_run")
         runs[mode] = json.loads(out.strip().splitlines()[-1])
+        if runs[mode]["experiment"] != exp.mlflow_experiment:
+            raise RuntimeError(f"run {run_id} is in the MLflow experiment {runs[mode]['experiment']!r}, not in "
+                               f"{exp.mlflow_experiment!r} (experiment_name of {exp.config_dir}/config.yaml)")
     return {"import_s": runs["warm"]["import_s"], "first_s": runs["warm"]["calls"][0],
             "warm_s": runs["warm"]["calls"][1], "cold_s": runs["cold"]["calls"][0]}
 
@@ -441,7 +525,7 @@ def format_table(report: dict) -> str:
          ""),
         ("mlflow_ui.sh answers [s]", f"{f['mlflow_ui_s']:.2f}", "", "", ""),
     ]
-    head = (f"model01 benchmark, size={b['size']} ({b['n_train']} train / {b['n_valid']} valid images), "
+    head = (f"{b['experiment']} benchmark, size={b['size']} ({b['n_train']} train / {b['n_valid']} valid images), "
             f"{b['trials']} trials x {b['epochs']} epochs, batch {b['batch_size']}, torch threads "
             f"{b['threads'] or 'default'}, sweep repeats {b['sweep_repeats']}, repeats {b['repeats']}\n"
             f"load average {b['load_before']} -> {b['load_after']} ({b['cpus']} CPUs)")
@@ -464,6 +548,8 @@ def load_average() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bash scripts/bench.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="model01", metavar="NAME",
+                        help="model folder to benchmark: src/model/NAME with config/model/NAME (default model01)")
     parser.add_argument("--size", choices=SIZES, default="digits",
                         help="digits: offline sample (default); mnist: generated 60,000+10,000; tiny: for tests")
     parser.add_argument("--trials", type=int, help="trials per sweep (default: 5 digits, 3 mnist, 2 tiny)")
@@ -480,15 +566,20 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or DEFAULT_RUNS[args.size][1]
     if min(trials, epochs, args.repeats, args.sweep_repeats) < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--trials, --epochs, --repeats, --sweep-repeats and --threads must be >= 1")
+    try:
+        exp = experiment(args.experiment)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / f"work-{stamp}"
     ws = Copy(make_copy(work / "ws"), args.threads)
     try:
-        say(f"copy of the workspace in {work}; preparing {args.size} data")
+        say(f"copy of the workspace in {work}; experiment {exp.name} (features {exp.feature_dir} from "
+            f"{exp.feature} <- {exp.dataset}); preparing {args.size} data")
         t0 = time.perf_counter()
-        manifest = prepare_data(ws, args.size, args.seed)
+        manifest = prepare_data(ws, exp, args.size, args.seed)
         say(f"data ready in {time.perf_counter() - t0:.1f} s: train_x {manifest['shapes']['train_x']}")
         load_before = load_average()
         if args.threads is None and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
@@ -501,28 +592,29 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"sweep {r + 1}/{args.sweep_repeats}: {'workspace (A)' if side == 'A' else 'floor (B)'}, "
                     f"{trials} trials x {epochs} epochs (load {load_average()})")
                 if side == "A":
-                    a_runs.append(run_workspace(ws, trials, epochs, str(r)))
+                    a_runs.append(run_workspace(ws, exp, trials, epochs, str(r)))
                 else:
-                    b_runs.append(run_floor(ws, trials, epochs, str(r)))
+                    b_runs.append(run_floor(ws, exp, trials, epochs, str(r)))
         same_params = all([t["params"] for t in a["trials"]] == [t["params"] for t in b["trials"]]
                           for a, b in zip(a_runs, b_runs, strict=True))
         value_gap = max(abs(ta["value"] - tb["value"]) for a, b in zip(a_runs, b_runs, strict=True)
                         for ta, tb in zip(a["trials"], b["trials"], strict=True))
         say(f"cold start, load_run and mlflow_ui.sh, {args.repeats} time(s) each (load {load_average()})")
-        cold = [cold_start(ws, str(i)) for i in range(args.repeats)]
+        cold = [cold_start(ws, exp, str(i)) for i in range(args.repeats)]
         run_id = a_runs[0]["best_run_id"]
         if not run_id:
             raise RuntimeError("the workspace sweep printed no best run_id; re-run with --keep and look at its log")
-        loads = [time_load_run(ws, run_id) for _ in range(args.repeats)]
+        loads = [time_load_run(ws, exp, run_id) for _ in range(args.repeats)]
         ui = [time_mlflow_ui(ws) for _ in range(args.repeats)]
         load_after = load_average()
 
         figures = combine(a_runs, b_runs, cold, loads, ui)
         report = {
             "bench": {
-                "size": args.size, "trials": trials, "epochs": epochs, "repeats": args.repeats,
-                "sweep_repeats": args.sweep_repeats, "threads": args.threads, "seed": args.seed,
-                "search_space": SEARCH_SPACE, "batch_size": int(_config_value(ws.root, "batch_size")),
+                "experiment": exp.name, "mlflow_experiment": exp.mlflow_experiment, "train_py": exp.train_py,
+                "feature_dir": exp.feature_dir, "size": args.size, "trials": trials, "epochs": epochs,
+                "repeats": args.repeats, "sweep_repeats": args.sweep_repeats, "threads": args.threads,
+                "seed": args.seed, "search_space": SEARCH_SPACE, "batch_size": exp.batch_size,
                 "n_train": b_runs[0]["n_train"], "n_valid": b_runs[0]["n_valid"], "cpus": os.cpu_count(),
                 "load_before": load_before, "load_after": load_after, "created": stamp,
                 "same_params": same_params, "max_objective_gap": value_gap,
@@ -544,12 +636,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _config_value(root: Path, key: str) -> Any:
-    import yaml
-
-    return yaml.safe_load((root / "config/model/model01/config.yaml").read_text())[key]
 
 
 if __name__ == "__main__":

@@ -1,13 +1,21 @@
-"""The floor for scripts/bench.sh: model01's Optuna sweep as a bare PyTorch loop in one process.
+"""The floor for scripts/bench.sh: an experiment's Optuna sweep as a bare PyTorch loop in one process.
 
-Same features, fold split, network (DigitCNN called as a plain nn.Module), optimizer, cosine schedule, batch
-size, epochs, seeds and TPE sampler as `train.py -m 'lr=tag(log,interval(LOW,HIGH))'`, and nothing else: no
-Hydra, no Lightning loop, no MLflow, no checkpoints, no early stopping. It even draws the shuffling seeds
-from torch's global generator the way DataLoader does, so both sides train on the same batches and report
-the same accuracies. It writes one JSON timeline (the same events as src.tools.bench.timeline_callback) for
+The model, its optimizer and its learning-rate schedule are the experiment's own: the config in
+config/model/<experiment>/ is composed with Hydra's compose API (the same defaults, optimizer and scheduler
+groups as `train.py`, plus `lr=<trial value> max_epochs=<epochs>` as overrides), `cfg.model` is instantiated and
+`configure_optimizers()` builds the optimizer and scheduler; no model folder is imported here by name.
+Then the same features (the config's feature_dir), fold split, batch size, epochs, seeds and TPE sampler as
+`train.py -m 'lr=tag(log,interval(LOW,HIGH))'`, and nothing else: no Lightning loop (the LightningModule is
+called as a plain nn.Module), no MLflow, no checkpoints, no early stopping. It even draws the shuffling seeds
+from torch's global generator the way DataLoader does, so both sides train on the same batches and report the
+same accuracies. It writes one JSON timeline (the same events as src.tools.bench.timeline_callback) for
 src/tools/bench.py.
 
-    python -m src.tools.bench_floor --feature-dir DIR --config FILE --trials N --epochs E --out FILE
+    python -m src.tools.bench_floor --config-dir config/model/<experiment> --trials N --epochs E --out FILE
+        [--feature-dir DIR] [--lr-low 1e-4 --lr-high 1e-2]
+
+Composing one config per trial costs ~0.1 s inside the floor's trial window (the workspace's sweeper composes
+one per trial too); the time is in the JSON as each trial's `compose_s`.
 """
 
 from __future__ import annotations
@@ -17,41 +25,61 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
+import hydra
 import numpy as np
 import optuna
 import torch
-import yaml
+from omegaconf import DictConfig
 from torch.nn import functional as F
 
-from src.model.model01.model import DigitCNN
+from src.utils.features import load_features  # src.utils.paths with it: the ${root:} resolver the config needs
+from src.utils.paths import resolve
+
+MONITORS = ("val_acc", "val_loss")  # what the floor computes, as the experiment's `validation_step` logs them
 
 
 def _draw_seed() -> int:
     return int(torch.empty((), dtype=torch.int64).random_().item())
 
 
-def run_trial(hp: dict, lr: float, epochs: int, data: dict[str, torch.Tensor], events: list[dict]) -> float:
-    """Train one trial for exactly `epochs` epochs; the best validation accuracy (the sweep's objective)."""
-    seed = int(hp["seed"])
+def compose(config_dir: Path, overrides: list[str], hydra_config: bool = False) -> DictConfig:
+    """The experiment's config as train.py gets it, with `overrides` (`hydra.*` only with hydra_config)."""
+    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return hydra.compose("config", overrides=overrides, return_hydra_config=hydra_config)
+
+
+def optimizers(model: Any) -> tuple[torch.optim.Optimizer, Any, str, int]:
+    """(optimizer, scheduler or None, its interval, its frequency) from the model's `configure_optimizers()`."""
+    conf = model.configure_optimizers()
+    if isinstance(conf, torch.optim.Optimizer):
+        return conf, None, "epoch", 1
+    if isinstance(conf, dict) and isinstance(conf.get("optimizer"), torch.optim.Optimizer):
+        sched = conf.get("lr_scheduler")
+        if sched is None:
+            return conf["optimizer"], None, "epoch", 1
+        if not isinstance(sched, dict):
+            sched = {"scheduler": sched}
+        return conf["optimizer"], sched["scheduler"], sched.get("interval", "epoch"), int(sched.get("frequency", 1))
+    raise SystemExit(f"error: {type(model).__name__}.configure_optimizers() returned {type(conf).__name__}; the "
+                     f"floor takes an optimizer or {{'optimizer': opt, 'lr_scheduler': ...}}")
+
+
+def run_trial(cfg: DictConfig, epochs: int, data: dict[str, torch.Tensor], events: list[dict]) -> float:
+    """Train one trial for exactly `epochs` epochs; the best validation `monitor` (the sweep's objective)."""
+    seed = int(cfg.seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    model = DigitCNN(channels=list(hp["model"]["channels"]), hidden=int(hp["model"]["hidden"]),
-                     dropout=float(hp["dropout"]), lr=lr, weight_decay=float(hp["weight_decay"]),
-                     optimizer=str(hp["optimizer"]), scheduler=str(hp["scheduler"]), max_epochs=epochs)
-    # what DigitCNN.configure_optimizers builds, written out
-    opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[hp["optimizer"]]
-    kwargs = {"lr": lr, "weight_decay": float(hp["weight_decay"])}
-    if hp["optimizer"] == "sgd":
-        kwargs["momentum"] = 0.9
-    opt = opt_cls(model.parameters(), **kwargs)
-    sched = None
-    if hp["scheduler"] == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    model = hydra.utils.instantiate(cfg.model)  # what train.py's build() makes, with its optimizer factories
+    opt, sched, interval, frequency = optimizers(model)
     x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
-    bs, best = int(hp["batch_size"]), float("-inf")
-    for _ in range(epochs):
+    bs = int(cfg.batch_size)
+    maximize = cfg.monitor_mode == "max"
+    best = float("-inf") if maximize else float("inf")
+    steps = 0
+    for epoch in range(epochs):
         events.append({"event": "epoch_start", "t": time.time()})
         model.train()
         _draw_seed()  # DataLoader's per-iterator base seed
@@ -66,17 +94,22 @@ def run_trial(hp: dict, lr: float, epochs: int, data: dict[str, torch.Tensor], e
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps += 1
+            if sched is not None and interval == "step" and steps % frequency == 0:
+                sched.step()
         events.append({"event": "train_end", "t": time.time(), "samples": len(x)})
         model.eval()
         _draw_seed()  # the validation DataLoader's base seed
-        correct = 0
+        correct, loss_sum = 0, 0.0
         with torch.inference_mode():
             for start in range(0, len(xv), bs):
                 logits = model(xv[start:start + bs])
-                F.cross_entropy(logits, yv[start:start + bs])  # Lightning logs val_loss; same work here
+                # Lightning logs val_loss (the batch-size weighted mean over the epoch); same work here
+                loss_sum += float(F.cross_entropy(logits, yv[start:start + bs])) * len(logits)
                 correct += int((logits.argmax(1) == yv[start:start + bs]).sum())
-        best = max(best, correct / len(xv))
-        if sched is not None:
+        value = correct / len(xv) if cfg.monitor == "val_acc" else loss_sum / len(xv)
+        best = max(best, value) if maximize else min(best, value)
+        if sched is not None and interval == "epoch" and (epoch + 1) % frequency == 0:
             sched.step()
         events.append({"event": "epoch_end", "t": time.time()})
     return best
@@ -86,40 +119,52 @@ def main(argv: list[str] | None = None) -> int:
     t_main = time.time()
     parser = argparse.ArgumentParser(prog="python -m src.tools.bench_floor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--feature-dir", type=Path, required=True)
-    parser.add_argument("--config", type=Path, required=True, help="config/model/model01/config.yaml")
+    parser.add_argument("--config-dir", type=Path, required=True,
+                        help="the experiment's config folder, config/model/<experiment> (holds config.yaml)")
+    parser.add_argument("--feature-dir", type=Path, default=None,
+                        help="features to train on (default: the config's feature_dir)")
     parser.add_argument("--trials", type=int, required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--lr-low", type=float, default=1e-4)
     parser.add_argument("--lr-high", type=float, default=1e-2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    config_dir = args.config_dir.resolve()
 
-    hp = yaml.safe_load(args.config.read_text())
-    fold = int(hp["fold"])
-    arrays = {name: np.load(args.feature_dir / f"{name}.npy") for name in ("train_x", "train_y", "folds")}
-    train, valid = arrays["folds"] != fold, arrays["folds"] == fold
-    data = {"x": torch.from_numpy(arrays["train_x"][train]), "y": torch.from_numpy(arrays["train_y"][train]),
-            "xv": torch.from_numpy(arrays["train_x"][valid]), "yv": torch.from_numpy(arrays["train_y"][valid])}
+    # hyper-parameters as train.py composes them (sampler seed in the hydra node, which only this call keeps)
+    base = compose(config_dir, [f"max_epochs={args.epochs}"], hydra_config=True)
+    if str(base.fold) == "all":
+        raise SystemExit("error: the floor runs one validation fold; the config has fold=all")
+    if base.monitor not in MONITORS:
+        raise SystemExit(f"error: monitor={base.monitor}: the floor computes {' or '.join(MONITORS)} only")
+    features = load_features(args.feature_dir or resolve(base.feature_dir))
+    (x, y), (xv, yv) = features.fold_tensors(int(base.fold))  # the same tensors the data module gets
+    data = {"x": x, "y": y, "xv": xv, "yv": yv}
     torch.use_deterministic_algorithms(True)  # what Trainer(deterministic=True) does
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler_seed = hp["hydra"]["sweeper"]["sampler"]["seed"]
-    study = optuna.create_study(direction="maximize" if hp["monitor_mode"] == "max" else "minimize",
+    sampler_seed = base.hydra.sweeper.sampler.seed
+    study = optuna.create_study(direction="maximize" if base.monitor_mode == "max" else "minimize",
                                 sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     events: list[dict] = []
+    compose_s: list[float] = []
     for _ in range(args.trials):
         trial = study.ask()
         lr = trial.suggest_float("lr", args.lr_low, args.lr_high, log=True)
+        t0 = time.perf_counter()
+        cfg = compose(config_dir, [f"lr={lr!r}", f"max_epochs={args.epochs}"])
+        compose_s.append(time.perf_counter() - t0)
         events.append({"event": "fit_start", "t": time.time()})
-        value = run_trial(hp, lr, args.epochs, data, events)
+        value = run_trial(cfg, args.epochs, data, events)
         events.append({"event": "fit_end", "t": time.time()})
         study.tell(trial, value)
     # trial windows as Optuna records them (ask -> tell), exactly as they are read for the workspace's sweep
     trials = [{"number": t.number, "params": t.params, "value": t.value, "start": t.datetime_start.timestamp(),
-               "end": t.datetime_complete.timestamp()} for t in study.trials]
-    out = {"main_start": t_main, "events": events, "trials": trials,
-           "n_train": len(data["x"]), "n_valid": len(data["xv"]), "torch_threads": torch.get_num_threads()}
+               "end": t.datetime_complete.timestamp(), "compose_s": c}
+              for t, c in zip(study.trials, compose_s, strict=True)]
+    out = {"main_start": t_main, "events": events, "trials": trials, "config_dir": str(config_dir),
+           "feature_dir": str(features.dir), "n_train": len(x), "n_valid": len(xv),
+           "torch_threads": torch.get_num_threads()}
     args.out.write_text(json.dumps(out))
     return 0
 

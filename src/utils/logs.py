@@ -14,7 +14,7 @@ def quiet_libraries() -> None:
     # We log pickled models on purpose (pt2 reloads as a GraphModule, not the LightningModule).
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.types.type_hints").setLevel(logging.ERROR)  # the model's signature is not used  # start/stop lines on every run
+    logging.getLogger("mlflow.types.type_hints").setLevel(logging.ERROR)  # the signature is not used
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")

@@ -260,7 +260,10 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
 def preflight(file: str, schema: type, config_name: str = "config", argv: list[str] | None = None) -> None:
     """Exit with one `error:` line if the command line (or the config) holds a key, type or value the entry
     script `file` cannot run with. Call it before the @hydra.main function."""
+    from src.utils.tracking import check_store
+
     try:
+        check_store()
         check_command(file, schema, config_name, sys.argv[1:] if argv is None else argv)
     except WorkspaceError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ import atexit
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -125,11 +126,16 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow import MlflowClient
 
+        from src.utils.errors import WorkspaceError
         from src.utils.runs import install_interrupt_handlers
         from src.utils.tracking import get_or_create_experiment, setup_mlflow, standard_tags
 
         install_interrupt_handlers()
-        setup_mlflow()
+        try:
+            setup_mlflow()
+        except WorkspaceError as exc:  # Hydra would only warn about an exception from a callback and go on
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(exc.exit_code) from exc
         self.config = config
         resume = prepare_resume(config)
         sweeper = config.hydra.sweeper

@@ -108,6 +108,12 @@ def relocate_store(root: Path = ROOT) -> Path | None:
     return old
 
 
+def check_store() -> None:
+    """Refuse a workspace store that names another workspace's artifacts (a copied or moved workspace)."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        _check_store_home(MLRUNS_DIR / "mlflow.db")
+
+
 def _check_store_home(db: Path) -> None:
     home = store_home(db) if db.is_file() else None
     if home is not None and home != ROOT:
