@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 import struct
 import zipfile
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 
 from src.dataset import raw_data
 from src.utils.errors import WorkspaceError
+from src.utils.io import atomic_dir
 from tests.conftest import PIXELS, random_digits, write_kaggle_csvs
 
 
@@ -129,7 +132,7 @@ def _set(row: int, col: str, value):
 # (case id, how to break train.csv, what the one-line error must say)
 BAD_TRAIN = [
     ("missing-column", lambda df: df.drop(columns=["pixel5"]), r"missing column\(s\) pixel5"),
-    ("extra-column", lambda df: df.assign(extra=1), r"unexpected column\(s\) extra"),
+    ("extra-column", lambda df: df.assign(extra=1), r"unexpected column\(s\) 'extra'"),
     ("non-numeric", _set(3, "pixel10", "abc"), r"line 5, column pixel10: 'abc' is not a number"),
     ("pixel-300", _set(0, "pixel100", 300), r"line 2, column pixel100: pixel value 300 is outside 0-255"),
     ("pixel-negative", _set(7, "pixel0", -1), r"line 9, column pixel0: pixel value -1 is outside 0-255"),
@@ -164,5 +167,28 @@ def test_empty_file_and_ragged_row(tmp_path: Path) -> None:
 
 def test_test_csv_with_a_label_column_is_rejected(tmp_path: Path) -> None:
     path = _train_csv(tmp_path, lambda df: df)
-    with pytest.raises(WorkspaceError, match=r"unexpected column\(s\) label"):
+    with pytest.raises(WorkspaceError, match=r"unexpected column\(s\) 'label'"):
         raw_data.load_test_csv(path)
+
+
+def test_a_byte_order_mark_is_read_as_it_should_be(tmp_path: Path) -> None:
+    """Excel saves CSVs with a UTF-8 BOM; it is not part of the first column's name."""
+    raw = write_kaggle_csvs(tmp_path, n_train=20, n_test=5)
+    plain = raw_data.load_train_csv(raw / "train.csv")
+    (raw / "train.csv").write_bytes(b"\xef\xbb\xbf" + (raw / "train.csv").read_bytes())
+    labels, pixels = raw_data.load_train_csv(raw / "train.csv")
+    np.testing.assert_array_equal(labels, plain[0])
+    np.testing.assert_array_equal(pixels, plain[1])
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        raw_data.prepare_sample(tmp_path / "raw")
+        with atomic_dir(tmp_path / "out") as out:
+            (out / "x").write_text("x")
+    finally:
+        os.umask(old)
+    for path in [*(tmp_path / "raw").iterdir(), tmp_path / "out", tmp_path / "out" / "x"]:
+        expected = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from src.dataset import raw_data
+from src.utils.hashing import files_sha256
 from src.utils.io import read_json
 from tests.conftest import Workspace, write_kaggle_csvs
 
@@ -52,7 +54,11 @@ def test_sample_data_through_both_stages(workspace: Workspace) -> None:
     assert "manifest.json" in files and any(f.startswith("logs/") and f.endswith(".log") for f in files)
     # artifacts live under logs/mlruns/artifacts of the workspace, not in the cwd
     assert (ws.root / "logs/mlruns/artifacts/dataset01").is_dir() and not (ws.cwd / "mlruns").exists()
-    assert list((ws.root / "logs/logging_/dataset/dataset01").glob("*.log"))
+    assert list((ws.root / "outputs/dataset01").glob("*/*/make_dataset.log"))  # Hydra's job log, attached above
+    (source,) = run.inputs.dataset_inputs  # the raw folder it read, with the raw files' hash
+    raw = ws.root / "_data/data/raw"
+    raw_hash = files_sha256([raw / n for n in raw_data.RAW_FILES if (raw / n).exists()], raw)
+    assert source.dataset.name == "raw" and source.dataset.digest == raw_hash[:20]
 
     res = ws.script("src/feature/feature01/build_features.py")
     assert res.returncode == 0, res.stderr

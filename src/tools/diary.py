@@ -25,7 +25,9 @@ DIARY_DIR = ROOT / "diary"
 TEMPLATE = DIARY_DIR / "template.md"
 SHORT = 8  # run ids are shown like git hashes: enough to find the run in the MLflow UI's search box
 # Shown when present, in this order; the first six are the model knobs, the rest say what a data stage did.
-KEY_PARAMS = ("lr", "batch_size", "dropout", "optimizer", "fold", "max_epochs", "n_folds", "normalization.method")
+# `choice.<group>` params record a config option picked by name (optimizer=sgd) and are shown as such.
+KEY_PARAMS = ("lr", "batch_size", "dropout", "choice.optimizer", "fold", "max_epochs", "n_folds",
+              "normalization.method")
 SWEEP_PARAMS = ("n_trials",)
 METRICS = ("best_val_acc", "objective")  # first one present is the run's score
 SEARCH_SPACE_CHARS = 80
@@ -128,7 +130,7 @@ def fmt_value(text: str) -> str:
 
 
 def fmt_params(params: dict[str, str], names: Iterable[str]) -> str:
-    return " ".join(f"{k}={fmt_value(params[k])}" for k in names if k in params) or "-"
+    return " ".join(f"{k.removeprefix('choice.')}={fmt_value(params[k])}" for k in names if k in params) or "-"
 
 
 def score(run: Any) -> str:

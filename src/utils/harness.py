@@ -135,7 +135,8 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
         cfg.trainer, callbacks=[*callbacks, StopOnNonFiniteLoss(), EpochReport(label), val_outputs,
                                 SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
         logger=logger, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
-    trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path))
+    # a resumed checkpoint is one of this workspace's own (logs/lightning/), read in full like the best one below
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path), weights_only=False)
 
     best_ckpt = checkpoint.best_model_path if checkpoint is not None else ""
     if best_ckpt:
