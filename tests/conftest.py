@@ -58,7 +58,8 @@ class Workspace:
 
 def make_workspace(dest: Path) -> Workspace:
     dest.mkdir(parents=True)
-    for name in ("src", "config", "scripts", "notebooks", "diary", "tests", "pyproject.toml"):
+    for name in ("src", "config", "scripts", "notebooks", "diary", "tests", "pyproject.toml", "poetry.lock",
+                 "poetry.toml"):
         if (REPO / name).exists():
             if (REPO / name).is_dir():
                 shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -213,7 +213,7 @@ def test_new_experiment_refuses_and_writes_nothing(workspace: Workspace) -> None
     # the next number is past every one in use (src/ or config/), and an explicit free name works
     assert "src/model/model04/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))
     assert "src/model/model07/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model02", "model07"))
-    assert 'FOLDER = "model", "model07"' in (ws.root / "src/model/model07/train.py").read_text()
+    assert (ws.root / "src/model/model07/train.py").read_text().startswith('"""model07: ')
     assert not [p for p in (*(ws.root / "src/model").iterdir(), *(ws.root / "config/model").iterdir())
                 if p.name.startswith(".")]  # no temporary folders left behind
 
@@ -229,7 +229,7 @@ def test_dataset_copy_renames_its_outputs_only(workspace: Workspace) -> None:
     assert (cfg.experiment_name, cfg.raw_dir, cfg.output_dir) == ("dataset02", "_data/data/raw", "_data/data/dataset02")
     assert "dataset01" not in yaml and "${root:}/outputs/dataset02/" in yaml
     code = (ws.root / "src/dataset/dataset02/make_dataset.py").read_text()
-    assert 'STAGE, FOLDER = "dataset", "dataset02"' in code
+    assert code.startswith('"""dataset02: ') and "src/dataset/dataset02/make_dataset.py" in code
     assert "src/feature/feature01/build_features.py" in code  # the hint names feature01: another stage
     assert not (ws.root / "src/dataset/dataset02/__pycache__").exists()
     assert oct((ws.root / "src/dataset/dataset02").stat().st_mode & 0o777) == oct(
