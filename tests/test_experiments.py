@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
+import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna, as train.py does)
 from src.tools.new_experiment import ENTRY_SCRIPTS
 from src.utils import paths
 from src.utils.schema import check_command, preflight
@@ -36,7 +37,7 @@ def entry(stage: str, folder: str):
 def hydra_config(stage: str, folder: str, overrides: list[str], output_dir: Path) -> DictConfig:
     """The config Hydra composes for `train.py <overrides>`, with Hydra's runtime set as in a real run."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "config" / stage / folder), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "config" / stage / folder)):
         cfg = compose("config", overrides, return_hydra_config=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):

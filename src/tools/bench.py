@@ -148,7 +148,9 @@ def _compose(config_dir: Path) -> Any:
     """A folder's config as its entry script composes it (no overrides)."""
     import hydra
 
-    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+    import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+
+    with hydra.initialize_config_dir(config_dir=str(config_dir)):
         return hydra.compose("config")
 
 

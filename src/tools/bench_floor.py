@@ -46,7 +46,9 @@ def _draw_seed() -> int:
 
 def compose(config_dir: Path, overrides: list[str], hydra_config: bool = False) -> DictConfig:
     """The experiment's config as train.py gets it, with `overrides` (`hydra.*` only with hydra_config)."""
-    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+    import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+
+    with hydra.initialize_config_dir(config_dir=str(config_dir)):
         return hydra.compose("config", overrides=overrides, return_hydra_config=hydra_config)
 
 

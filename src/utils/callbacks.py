@@ -154,3 +154,17 @@ class BestValidationOutputs(pl.Callback):
         if self._best is None or self._best_path != best_path or len(self._best) != n:
             return None
         return self._best
+
+
+class ReportToTrial(pl.Callback):
+    """Report the monitored value to the run's Optuna trial after each validation; stop when the pruner says so."""
+
+    def __init__(self, link, monitor: str) -> None:
+        self.link, self.monitor = link, monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None:
+            return
+        if self.link.report(float(value), trainer.current_epoch):
+            trainer.should_stop = True

@@ -10,7 +10,9 @@ LightningModule and LightningDataModule for one fold; the harness does the rest,
   Lightning's MLFlowLogger into that run, one progress line per epoch;
 * out-of-fold predictions, the confusion matrix, the best checkpoint(s) and the model(s) with their code
   (`runs:/<id>/model` reloads the LightningModule), the CV summary and one summary line;
-* interrupts: the run ends KILLED with its checkpoints attached and says how to resume.
+* interrupts: the run ends KILLED with its checkpoints attached and says how to resume;
+* in an Optuna sweep: the run and its trial linked both ways, the monitored value reported to the trial each epoch
+  (each fold with fold=all), and a trial the pruner stops ends PRUNED (tag `optuna_state`, last checkpoint kept).
 
 What the experiment provides: `validation_step` returns the batch's class scores (logits), kept from the best
 epoch as the out-of-fold predictions; `predict_step` returns class probabilities (test predictions); the
@@ -38,6 +40,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import mlflow
@@ -51,11 +54,18 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 
 from src.utils import paths
-from src.utils.callbacks import BestValidationOutputs, EpochReport, SaveOnInterrupt, StopOnNonFiniteLoss
+from src.utils.callbacks import (
+    BestValidationOutputs,
+    EpochReport,
+    ReportToTrial,
+    SaveOnInterrupt,
+    StopOnNonFiniteLoss,
+)
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.features import Features, load_features
 from src.utils.logs import quiet_libraries
 from src.utils.model_io import code_snapshot, log_torch_model
+from src.utils.optuna_sweeper import PrunedTrial, TrialLink
 from src.utils.paths import ROOT, experiment_of, resolve
 from src.utils.plots import confusion_matrix_png
 from src.utils.runs import tracked_run
@@ -70,6 +80,14 @@ if _gc_was_enabled:
 
 log = logging.getLogger(__name__)
 Build = Callable[[DictConfig, Features, int], tuple[pl.LightningModule, pl.LightningDataModule]]
+# Hydra 1.4 builds config `_target_`s only from packages a trusted call site names; the configs of this workspace
+# are its own code. A class from another package (timm, torchvision, ...) is built once its package is added here.
+TARGETS = ("src.*", "torch.*", "pytorch_lightning.*", "torchmetrics.*", "torchvision.*", "timm.*")
+
+
+def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` for the workspace's configs (the targets in TARGETS)."""
+    return hydra.utils.instantiate(config, *args, _execution_whitelist_=TARGETS, **kwargs)
 
 
 class RunLogger(MLFlowLogger):
@@ -94,6 +112,7 @@ class FoldResult:
     valid_idx: np.ndarray
     probs: np.ndarray
     best_ckpt: str
+    pruned: bool = False
 
 
 def checked_ckpt(path: str | None) -> str | None:
@@ -120,10 +139,12 @@ def predict_proba(model: pl.LightningModule, x: np.ndarray, batch_size: int = 10
 
 
 def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_dir: Path, run_id: str,
-             cv: bool) -> FoldResult:
+             cv: bool, link: TrialLink | None) -> FoldResult:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     model, datamodule = build(cfg, features, fold)
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    if link is not None and not cv:  # with fold=all the folds are the steps (see fit)
+        callbacks.append(ReportToTrial(link, str(cfg.monitor)))
     checkpoint = next((c for c in callbacks if isinstance(c, pl.callbacks.ModelCheckpoint)), None)
     if checkpoint is not None:
         checkpoint.dirpath = str(ckpt_dir / f"fold{fold}")
@@ -131,7 +152,7 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
     label = f"trial {HydraConfig.get().job.num} " if HydraConfig.get().mode == RunMode.MULTIRUN else ""
     label += f"fold {fold}/{features.n_folds - 1} " if cv else ""
     logger = RunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id, prefix=f"fold{fold}" if cv else "")
-    trainer: pl.Trainer = hydra.utils.instantiate(
+    trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=[*callbacks, StopOnNonFiniteLoss(), EpochReport(label), val_outputs,
                                 SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
         logger=logger, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
@@ -155,7 +176,8 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
     else:
         probs = predict_proba(model, features.train_x[valid_idx])
     log.info("%sbest %s = %.4f (%s)", label, cfg.monitor, best_score, best_ckpt or "no checkpoint")
-    return FoldResult(fold, best_score, model, valid_idx, probs, best_ckpt)
+    pruned = link is not None and link.pruned_at is not None
+    return FoldResult(fold, best_score, model, valid_idx, probs, best_ckpt, pruned)
 
 
 def folds_to_run(cfg: DictConfig, n_folds: int) -> list[int]:
@@ -199,6 +221,17 @@ def log_oof(results: list[FoldResult], features: Features) -> float:
     return accuracy
 
 
+def end_pruned(link: TrialLink, ckpt_dir: Path, label: str) -> PrunedTrial:
+    """A trial the pruner stopped: its run says so and keeps its last checkpoint(s); the trial ends PRUNED."""
+    value, step = link.pruned_at
+    mlflow.set_tags({"optuna_state": "PRUNED", "pruned_at_step": str(step)})
+    mlflow.log_metric("pruned_value", value, step=step)
+    for ckpt in sorted(ckpt_dir.glob("fold*/last.ckpt")):
+        mlflow.log_artifact(str(ckpt), artifact_path=f"checkpoints/{ckpt.parent.name}")
+    log.info("%spruned at step %d (%s %.4f)", label, step, "value", value)
+    return PrunedTrial(value, step)
+
+
 def keep_interrupted_checkpoints(ckpt_dir: Path, multirun: bool) -> None:
     """Attach whatever checkpoints an interrupted run left, and say how to go on."""
     ckpts = sorted(ckpt_dir.glob("fold*/*.ckpt"), key=lambda p: p.stat().st_mtime)
@@ -234,14 +267,24 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
                      run_name=f"trial-{hydra_cfg.job.num}" if multirun else None,
                      system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug) as run:
         validate(cfg, schema)
+        link = TrialLink.current(hydra_cfg, cfg.get("pruner")) if multirun else None
+        if link is not None:
+            mlflow.set_tags(link.attach(run.info.run_id))
         features = load_features(cfg.feature_dir)
         folds = folds_to_run(cfg, features.n_folds)
         mlflow.set_tags(features.lineage())
         log_run_files(cfg, experiment_dir, features, folds)
         ckpt_dir = paths.LIGHTNING_DIR / experiment / run.info.run_id
         cv = len(folds) > 1
+        trial_label = f"trial {hydra_cfg.job.num}: " if multirun else ""
+        results: list[FoldResult] = []
         try:
-            results = [fit_fold(cfg, build, features, k, ckpt_dir, run.info.run_id, cv) for k in folds]
+            for k in folds:
+                results.append(fit_fold(cfg, build, features, k, ckpt_dir, run.info.run_id, cv, link))
+                # fold=all: each fold is a step of the trial, reported as the mean of the folds so far
+                if link is not None and (results[-1].pruned or (
+                        cv and link.report(float(np.mean([r.best_score for r in results])), len(results) - 1))):
+                    return end_pruned(link, ckpt_dir, trial_label)
         except (KeyboardInterrupt, SystemExit):
             keep_interrupted_checkpoints(ckpt_dir, multirun)
             raise
@@ -267,7 +310,7 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
                 for r in results:
                     log_torch_model(r.model, f"model_fold{r.fold}", experiment_dir)
         summary = f"best_{cfg.monitor}={objective:.4f}" + (f" (CV mean of {len(folds)} folds)" if cv else "")
-        log.info("%srun %s: %s", f"trial {hydra_cfg.job.num}: " if multirun else "", run.info.run_id, summary)
+        log.info("%srun %s: %s", trial_label, run.info.run_id, summary)
     if not multirun:
         print(f"run_id={run.info.run_id} best_{cfg.monitor}={objective:.4f} experiment={experiment} "
               f"(browse: bash scripts/mlflow_ui.sh)", flush=True)

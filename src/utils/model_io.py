@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -25,11 +28,26 @@ def code_snapshot(dest: Path, experiment_dir: Path) -> Path:
     return src
 
 
+@contextlib.contextmanager
+def plain_partials(model: torch.nn.Module) -> Iterator[None]:
+    """Hydra 1.4's `_partial_` factories refuse to be pickled; while a model is saved, its factory attributes (the
+    optimizer and scheduler of the config) are plain `functools.partial`s of the same call."""
+    swapped = [(m, name, value) for m in model.modules() for name, value in vars(m).items()
+               if isinstance(value, functools.partial) and type(value) is not functools.partial]
+    for m, name, value in swapped:
+        setattr(m, name, functools.partial(value.func, *value.args, **value.keywords))
+    try:
+        yield
+    finally:
+        for m, name, value in swapped:
+            setattr(m, name, value)
+
+
 def log_torch_model(model: torch.nn.Module, name: str, experiment_dir: Path) -> None:
     """Log `model` pickled (not the pt2 export, which reloads as a GraphModule) with the code it needs."""
     import pytorch_lightning
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, plain_partials(model):
         code = code_snapshot(Path(tmp), experiment_dir)
         mlflow.pytorch.log_model(
             model.cpu().eval(),

@@ -89,4 +89,4 @@ def _direction(mode: str) -> str:
 #   ${direction:max}    Optuna direction for a monitor mode
 for _name, _fn in (("root", lambda: str(ROOT)), ("stable_id", _stable_id), ("direction", _direction)):
     if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _fn)
+        OmegaConf.register_resolver(_name, _fn)

@@ -71,6 +71,7 @@ class TrainConfig:
     scheduler: Any = None
     callbacks: dict[str, Any] = field(default_factory=dict)
     trainer: Any = MISSING
+    pruner: Any = None  # an optuna.pruners `_target_` node; None: sweeps never prune
     mlflow: MlflowOptions = field(default_factory=MlflowOptions)
 
     def __post_init__(self) -> None:
@@ -87,6 +88,10 @@ class TrainConfig:
         require(self.monitor_mode in ("max", "min"), "monitor_mode", self.monitor_mode, "max or min")
         require(not (self.fold == "all" and self.ckpt_path), "ckpt_path", self.ckpt_path,
                 "it resumes a single fold; pass fold=<k> with it, not fold=all")
+        if self.pruner is not None:
+            from src.utils.optuna_sweeper import check_pruner
+
+            check_pruner(self.pruner)
 
 
 @dataclass
@@ -201,6 +206,8 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
     from hydra.core.override_parser.types import Override
     from hydra.errors import HydraException
 
+    import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.shell_completion or args.info or args.experimental_rerun:
         return 0
@@ -223,7 +230,7 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
 
     GlobalHydra.instance().clear()
     checked = 0
-    with initialize_config_dir(config_dir=folder, version_base="1.3"):
+    with initialize_config_dir(config_dir=folder):
         def composed(overrides: list[str]) -> DictConfig:
             nonlocal checked
             try:
@@ -241,6 +248,11 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
             pass  # the config itself is broken: the composition below says how
         cfg = composed(fixed)
         if args.multirun:
+            from src.utils.optuna_sweeper import check_settings, parse_space
+
+            space_args = [f"{k}={v}" for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()]
+            space_args += [o.input_line for o in parsed if not o.key_or_group.startswith("hydra")]
+            check_settings(OmegaConf.select(cfg, "hydra.sweeper.n_trials"), parse_space(space_args)[0], space_args)
             on_command_line = {o.key_or_group for o in sweeps}
             space = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
             for key, value in space.items():

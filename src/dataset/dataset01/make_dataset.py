@@ -70,7 +70,7 @@ def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
     }
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(__file__), config_name="config")
+@hydra.main(config_path=config_dir(__file__), config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> str:
     raw_dir = resolve(cfg.raw_dir)

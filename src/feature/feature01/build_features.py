@@ -81,7 +81,7 @@ def write(dataset_dir: Path, dataset: dict, cfg: DictConfig, out: Path) -> dict:
     }
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(__file__), config_name="config")
+@hydra.main(config_path=config_dir(__file__), config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> str:
     dataset_dir = resolve(cfg.dataset_dir)

@@ -16,7 +16,7 @@ from src.utils.schema import PredictConfig, preflight
 from src.utils.submission import write_submission
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(__file__), config_name="predict")
+@hydra.main(config_path=config_dir(__file__), config_name="predict")
 def main(cfg: DictConfig) -> str:
     return write_submission(cfg)
 

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import MISSING, DictConfig
 
 from src.utils.features import Features
-from src.utils.harness import fit
+from src.utils.harness import fit, instantiate
 from src.utils.paths import config_dir
 from src.utils.schema import TrainConfig, preflight, require
 
@@ -36,12 +36,12 @@ class Config(TrainConfig):
 
 def build(cfg: DictConfig, features: Features, fold: int):
     """The model and the data of one fold, from the config's `model` and `data` nodes."""
-    datamodule = hydra.utils.instantiate(cfg.data, features=features, fold=fold)
-    model = hydra.utils.instantiate(cfg.model)
+    datamodule = instantiate(cfg.data, features=features, fold=fold)
+    model = instantiate(cfg.model)
     return model, datamodule
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(__file__), config_name="config")
+@hydra.main(config_path=config_dir(__file__), config_name="config")
 def main(cfg: DictConfig) -> float:
     return fit(cfg, build, Config)
 
