@@ -24,11 +24,11 @@ start=$(date +%s)
 
 # --- Python ------------------------------------------------------------------------------------
 PY="${PYTHON:-python3}"
-command -v "$PY" >/dev/null || die "python3 not found; install Python 3.11 or 3.12 (or set PYTHON=/path/to/python)"
+command -v "$PY" >/dev/null || die "python3 not found; install Python 3.11, 3.12 or 3.13 (or set PYTHON=/path/to/python)"
 pyver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 case "$pyver" in
-  3.11|3.12) ;;
-  *) die "Python $pyver found at $(command -v "$PY"); this workspace needs 3.11 or 3.12 (set PYTHON=/path/to/python3.11)";;
+  3.11|3.12|3.13) ;;
+  *) die "Python $pyver found at $(command -v "$PY"); this workspace needs 3.11, 3.12 or 3.13 (set PYTHON=/path/to/python3.11)";;
 esac
 
 # --- Poetry (with the export plugin) ------------------------------------------------------------

@@ -147,6 +147,12 @@ CONFIG_ERRORS = [  # (overrides, what the one error line must say)
     (["-m", "batch_size=choice(32,abc)"], "batch_size='abc' is not a whole number"),
     (["-m", "hparams_search=nope"], "hparams_search=nope is not an option of config group 'hparams_search'"),
     (["lr=(("], "cannot read the override(s) lr=(("),
+    (["-m", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 is not allowed: a whole number >= 1"),
+    (["-m", "lr=interval(0.1,0.1)"], "lr=interval(0.1,0.1): the interval is empty"),
+    (["-m", "lr=interval(0.1,0.01)"], "cannot be run"),
+    (["-m", "hydra/sweeper/sampler=nope", "lr=interval(0.01,0.1)"], "hydra/sweeper/sampler=nope is not an option"),
+    (["-m", "pruner._target_=optuna.pruners.Nope"], "pruner._target_=optuna.pruners.Nope cannot be built"),
+    (["pruner=3"], "pruner=3 is not allowed"),
 ]
 
 

@@ -87,6 +87,8 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
     assert sorted(by_trial) == [0, 1, 2]
     for trial in study.trials:
         assert trial.state.name == "COMPLETE"
+        assert trial.user_attrs["mlflow_run_id"] == by_trial[trial.number].info.run_id  # linked both ways
+        assert by_trial[trial.number].data.tags["optuna_state"] == "COMPLETE"
         assert trial.value == pytest.approx(by_trial[trial.number].data.metrics["best_val_acc"])
         assert by_trial[trial.number].data.params["lr"] == str(trial.params["lr"])
 
@@ -97,7 +99,8 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
     assert parent.data.params["best.lr"] == best.data.params["lr"]
     assert parent.data.metrics["n_trials_failed"] == 0
     files = artifacts(client, parent.info.run_id)
-    assert {"sweep/trials.csv", "sweep/optimization_history.png", "sweep/param_importances.png"} <= files
+    assert {"sweep/trials.csv", "sweep/optimization_history.png", "sweep/param_importances.png",
+            "sweep/parallel_coordinate.png", "sweep/intermediate_values.png"} <= files
     table = pd.read_csv(client.download_artifacts(parent.info.run_id, "sweep/trials.csv"))
     assert len(table) == 3 and set(table["mlflow_run_id"]) == {c.info.run_id for c in children}
 

@@ -71,13 +71,17 @@ def test_sigint_during_a_sweep_trial_ends_it_killed_and_the_sweep_resumes(ws: Wo
         p.endswith(".ckpt") for p in artifacts(ws, child.info.run_id, "checkpoints/fold0"))
     storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
     study = optuna.load_study(study_name="interrupted", storage=storage)
-    assert [(t.state.name, t.user_attrs.get("interrupted")) for t in study.trials] == [("FAIL", True)]
+    # the trial cut short failed and does not count: its point is queued again for the resume
+    assert [(t.state.name, t.user_attrs.get("interrupted")) for t in study.trials] == [("FAIL", True),
+                                                                                       ("WAITING", None)]
+    assert study.trials[1].params == study.trials[0].params
 
-    # the same sweep again: the interrupted trial does not count, two trials complete
+    # the same sweep again: the interrupted point runs again, and one new one: two trials complete
     res = ws.script("src/model/model01/train.py", *sweep, "max_epochs=1")
     assert res.returncode == 0, res.stderr[-3000:]
     study = optuna.load_study(study_name="interrupted", storage=storage)
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert study.trials[1].user_attrs["mlflow_run_id"] != child.info.run_id
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
     (second,) = [p for p in runs(ws, "tags.optuna_study = 'interrupted' and tags.sweep = 'parent'")
                  if p.info.run_id != parent.info.run_id]

@@ -252,7 +252,9 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
         url = str(self.storage)
         storage = make_storage(url, self.heartbeat_interval, self.grace_period)
         study = open_study(url, str(self.study_name), directions, storage=storage, sampler=self.sampler)
-        log.info("Optuna study %r (%s), n_trials=%d in total", study.study_name, type(self.sampler).__name__, n_trials)
+        done = budget(study.get_trials(deepcopy=False))["finished"]
+        log.info("Optuna study %r (%s): %d of n_trials=%d finished, %d to go", study.study_name,
+                 type(self.sampler).__name__, done, n_trials, max(0, n_trials - done))
 
         while True:
             with study_lock(url, study.study_name), warnings.catch_warnings():

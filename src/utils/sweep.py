@@ -156,6 +156,9 @@ def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> dict[str,
     for trial in trials:
         if trial.number in run_of_trial and trial.state.is_finished():
             client.set_tag(run_of_trial[trial.number], "optuna_state", trial.state.name)
+            # a trial failed as stale: its worker died, and its run was left RUNNING
+            if trial.state.name == "FAIL" and client.get_run(run_of_trial[trial.number]).info.status == "RUNNING":
+                client.set_terminated(run_of_trial[trial.number], "FAILED")
 
     states = pd.Series([t.state.name for t in trials], dtype=str)
     for name in ("COMPLETE", "PRUNED", "FAIL"):
@@ -168,6 +171,7 @@ def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> dict[str,
         tmp_path = Path(tmp)
         table = study.trials_dataframe(attrs=("number", "state", "value", "params", "datetime_start",
                                               "duration", "user_attrs"))
+        table["mlflow_run_id"] = table["number"].map(run_of_trial)
         table.to_csv(tmp_path / "trials.csv", index=False)
         client.log_artifact(parent_run_id, str(tmp_path / "trials.csv"), "sweep")
 
