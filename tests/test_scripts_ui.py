@@ -1,4 +1,4 @@
-"""scripts/mlflow_ui.sh, scripts/jupyter.sh and scripts/run_bg.sh as real processes in a throw-away workspace.
+"""scripts/mlflow_ui.sh, optuna_dashboard.sh, jupyter.sh and run_bg.sh as real processes in a throw-away workspace.
 
 Servers run in their own process group, so teardown stops the script and everything it started.
 """
@@ -150,6 +150,32 @@ def test_mlflow_ui_refuses_a_busy_port(workspace: Workspace, busy_port: int) -> 
 
 def test_mlflow_ui_rejects_a_bad_port(workspace: Workspace) -> None:
     assert_one_error_line(workspace.bash("scripts/mlflow_ui.sh", "50x0", timeout=30), "50x0")
+
+
+# --- Optuna dashboard ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_serves_the_workspace_studies(workspace: Workspace, tmp_path: Path) -> None:
+    import optuna
+
+    storage = f"sqlite:///{workspace.root / 'logs/optuna/optuna.db'}"
+    (workspace.root / "logs/optuna").mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name="dash", storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"lr": 0.01}, value=0.9,
+                                              distributions={"lr": optuna.distributions.FloatDistribution(1e-4, 1)}))
+    port, log = free_port(), tmp_path / "dashboard.log"
+    base = f"http://127.0.0.1:{port}"
+    with serve(workspace, "scripts/optuna_dashboard.sh", str(port), log=log) as proc:
+        wait_http(proc, f"{base}/api/studies", log)
+        assert http_status(f"{base}/dashboard") == 200
+        names = [s["study_name"] for s in get_json(f"{base}/api/studies")["study_summaries"]]
+        assert names == ["dash"] and f"Optuna dashboard: {base}" in log.read_text()
+
+
+def test_optuna_dashboard_refuses_a_busy_port(workspace: Workspace, busy_port: int) -> None:
+    res = workspace.bash("scripts/optuna_dashboard.sh", str(busy_port), timeout=30)
+    assert_one_error_line(res, str(busy_port), "bash scripts/optuna_dashboard.sh")
 
 
 # --- JupyterLab ---------------------------------------------------------------------------------------

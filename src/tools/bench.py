@@ -311,7 +311,9 @@ def trial_stats(trials: list[dict], events: list[dict]) -> dict[str, Any]:
             "samples_per_s": sum(r["samples"] for r in rows) / max(1e-9, sum(r["train_s"] for r in rows))}
 
 
-def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str) -> dict[str, Any]:
+def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str,
+                  pruner: str | None = "pruner=null") -> dict[str, Any]:
+    """The workspace's sweep; without pruning unless `pruner` says otherwise (the floor never prunes)."""
     import optuna
 
     timeline = ws.cwd / f"timeline-A-{tag}.jsonl"
@@ -320,14 +322,15 @@ def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str)
     wall, cpu, out = ws.python(
         str(ws.root / exp.train_py), "-m", SEARCH_SPACE, f"max_epochs={epochs}",
         f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={study}", "~callbacks.early_stopping",
+        *([pruner] if pruner else []),
         f"+callbacks.bench_timeline._target_={TIMELINE_TARGET}",
         f"+callbacks.bench_timeline.path={timeline}", what=f"the workspace sweep (A), {exp.train_py} -m")
     events = [json.loads(line) for line in timeline.read_text().splitlines()]
     storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     done = optuna.load_study(study_name=study, storage=storage).trials
-    rows = [{"number": t.number, "params": t.params, "value": t.value, "start": t.datetime_start.timestamp(),
-             "end": t.datetime_complete.timestamp()} for t in done]
+    rows = [{"number": t.number, "params": t.params, "value": t.value, "state": t.state.name,
+             "start": t.datetime_start.timestamp(), "end": t.datetime_complete.timestamp()} for t in done]
     best = re.search(r"best run_id=(\w+)", out)
     return {"wall_s": wall, "cpu_s": cpu, "first_step_s": epoch_stats(events)["first_step"] - launch,
             "best_run_id": best.group(1) if best else None, **trial_stats(rows, events)}
@@ -547,6 +550,30 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def pruning_figures(ws: Copy, exp: Experiment, trials: int, epochs: int, args: argparse.Namespace,
+                    stamp: str) -> int:
+    """The same sweep (sampler seed, trials, epochs) with and without the config's pruner: wall time, best value."""
+    sides = {}
+    for name, pruner in (("unpruned", "pruner=null"), ("pruned", None)):  # None: the config's own pruner
+        say(f"sweep {name}: {trials} trials x {epochs} epochs (load {load_average()})")
+        sides[name] = run_workspace(ws, exp, trials, epochs, name, pruner)
+    un, pr = sides["unpruned"], sides["pruned"]
+    best = {k: max(t["value"] for t in s["trials"] if t["state"] == "COMPLETE") for k, s in sides.items()}
+    n_pruned = sum(t["state"] == "PRUNED" for t in pr["trials"])
+    table = "\n".join([
+        f"pruning, {exp.name}, {args.size}: {trials} trials x {epochs} epochs, same sampler seed",
+        "| figure | unpruned | pruned |", "| --- | --- | --- |",
+        f"| sweep wall | {un['wall_s']:.1f} s | {pr['wall_s']:.1f} s ({pr['wall_s'] / un['wall_s']:.0%}) |",
+        f"| best value | {best['unpruned']:.4f} | {best['pruned']:.4f} ({best['pruned'] - best['unpruned']:+.4f}) |",
+        f"| trials pruned | 0 | {n_pruned} of {trials} |",
+    ])
+    path = args.out / f"bench_pruning_{args.size}_{stamp}.json"
+    path.write_text(json.dumps({"sides": sides, "best": best, "n_pruned": n_pruned, "table": table}, default=str))
+    print(table)
+    print(f"report: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bash scripts/bench.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -563,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated images")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench", help="report folder")
     parser.add_argument("--keep", action="store_true", help="keep the throw-away copy (its runs and data)")
+    parser.add_argument("--pruning", action="store_true",
+                        help="instead of A/B: the workspace sweep with the config's pruner against the same sweep "
+                             "with pruner=null (same sampler seed and trials); e.g. --trials 12 --epochs 5")
     args = parser.parse_args(argv)
     trials = args.trials or DEFAULT_RUNS[args.size][0]
     epochs = args.epochs or DEFAULT_RUNS[args.size][1]
@@ -587,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads is None and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
             say(f"the machine is busy (load {load_before} on {os.cpu_count()} CPUs): torch's OpenMP threads will "
                 f"fight other processes and the timings swing by 10-20%; --threads 1 gives steadier figures")
+        if args.pruning:
+            return pruning_figures(ws, exp, trials, epochs, args, stamp)
         a_runs, b_runs = [], []
         for r in range(args.sweep_repeats):
             order = ("A", "B") if r % 2 == 0 else ("B", "A")  # alternate, so a drift in load hits both sides

@@ -146,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler_seed = base.hydra.sweeper.sampler.seed
-    study = optuna.create_study(direction="maximize" if base.monitor_mode == "max" else "minimize",
-                                sampler=optuna.samplers.TPESampler(seed=sampler_seed))
+    study = optuna.create_study(direction="maximize" if base.monitor_mode == "max" else "minimize")
     events: list[dict] = []
     compose_s: list[float] = []
-    for _ in range(args.trials):
+    for number in range(args.trials):
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + number)  # per trial, as the sweeper seeds
         trial = study.ask()
         lr = trial.suggest_float("lr", args.lr_low, args.lr_high, log=True)
         t0 = time.perf_counter()
