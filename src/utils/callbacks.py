@@ -80,6 +80,8 @@ class EpochReport(pl.Callback):
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         left = (total - trainer.current_epoch - 1) * sum(self._times) / len(self._times) if total else 0
         eta = f"  ETA {_duration(left)}" if left > 0 else ""
+        if not trainer.is_global_zero:  # DDP: one line per epoch, from rank 0
+            return
         log.info("%sepoch %d/%s  %s  %s%s", self.label, trainer.current_epoch + 1, total or "?", shown,
                  _duration(elapsed) if elapsed >= 1 else f"{elapsed:.2f}s", eta)
 

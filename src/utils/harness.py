@@ -71,7 +71,7 @@ from src.utils.plots import confusion_matrix_png
 from src.utils.runs import tracked_run
 from src.utils.schema import TrainConfig, validate
 from src.utils.sweep import PARENT_RUN_ENV
-from src.utils.tracking import log_data_input, redact
+from src.utils.tracking import browse_hint, log_data_input, redact
 
 gc.freeze()
 atexit.register(gc.unfreeze)
@@ -138,8 +138,8 @@ def predict_proba(model: pl.LightningModule, x: np.ndarray, batch_size: int = 10
                          ).numpy()
 
 
-def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_dir: Path, run_id: str,
-             cv: bool, link: TrialLink | None) -> FoldResult:
+def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_dir: Path, run_id: str | None,
+             cv: bool, link: TrialLink | None) -> FoldResult | None:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     model, datamodule = build(cfg, features, fold)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
@@ -151,13 +151,16 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
     val_outputs = BestValidationOutputs(checkpoint)
     label = f"trial {HydraConfig.get().job.num} " if HydraConfig.get().mode == RunMode.MULTIRUN else ""
     label += f"fold {fold}/{features.n_folds - 1} " if cv else ""
-    logger = RunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id, prefix=f"fold{fold}" if cv else "")
+    logger = RunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id, prefix=f"fold{fold}" if cv else "") \
+        if run_id else False
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=[*callbacks, StopOnNonFiniteLoss(), EpochReport(label), val_outputs,
                                 SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
         logger=logger, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
     # a resumed checkpoint is one of this workspace's own (logs/lightning/), read in full like the best one below
     trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path), weights_only=False)
+    if not trainer.is_global_zero:
+        return None  # a DDP worker: rank 0 keeps the checkpoint, the predictions and the record
 
     best_ckpt = checkpoint.best_model_path if checkpoint is not None else ""
     if best_ckpt:
@@ -245,14 +248,55 @@ def keep_interrupted_checkpoints(ckpt_dir: Path, multirun: bool) -> None:
         print("interrupted before the first checkpoint: re-run the same command", flush=True)
 
 
+def from_module(build: Build, schema: type[TrainConfig]) -> tuple[Build, type[TrainConfig]]:
+    """`build` and `Config` as the entry script's module defines them.
+
+    A launcher that runs jobs in other processes (joblib, submitit) pickles the task function; the entry script
+    being `__main__` where it was pickled, its `build` and `Config` arrive there as copies made by value, whose
+    type hints no longer resolve. In such a process they are taken from the experiment's module instead.
+    """
+    import importlib
+    import sys
+
+    entry = Path(build.__code__.co_filename).resolve()
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if build.__module__ != "__main__" or (main_file and Path(main_file).resolve() == entry):
+        return build, schema
+    module = importlib.import_module(".".join(entry.relative_to(ROOT).with_suffix("").parts))
+    return module.build, getattr(module, schema.__name__) if schema.__module__ == "__main__" else schema
+
+
+RUN_ENV = "WORKSPACE_RUN_ID"  # the run being trained, for the DDP processes Lightning starts
+
+
+def ddp_worker() -> bool:
+    """A DDP process Lightning started besides rank 0 (it re-runs the entry script with LOCAL_RANK/NODE_RANK)."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 or int(os.environ.get("NODE_RANK", "0") or 0) > 0
+
+
+def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> float:
+    """Rank > 0 of a DDP run: the same folds and trainer as rank 0, which alone records (no run of its own)."""
+    validate(cfg, schema)
+    features = load_features(cfg.feature_dir)
+    experiment = "__debug__" if cfg.debug else str(cfg.experiment_name)
+    run_id = os.environ.get(RUN_ENV, "ddp")
+    folds = folds_to_run(cfg, features.n_folds)
+    for k in folds:
+        fit_fold(cfg, build, features, k, paths.LIGHTNING_DIR / experiment / run_id, None, len(folds) > 1, None)
+    return float("nan")
+
+
 @exit_on_user_error
 def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) -> float:
     """Train the experiment whose `build` this is, as configured; the objective for the sweeper."""
     quiet_libraries()
+    if ddp_worker():
+        return fit_as_worker(cfg, build, schema)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     stage, folder = experiment_of(build.__code__.co_filename)
     experiment_dir = ROOT / "src" / stage / folder
+    build, schema = from_module(build, schema)
     tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
             "hydra_output_dir": hydra_cfg.runtime.output_dir}
     if multirun and os.environ.get(PARENT_RUN_ENV):
@@ -275,6 +319,7 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
         mlflow.set_tags(features.lineage())
         log_run_files(cfg, experiment_dir, features, folds)
         ckpt_dir = paths.LIGHTNING_DIR / experiment / run.info.run_id
+        os.environ[RUN_ENV] = run.info.run_id  # DDP processes started from here train into the same folders
         cv = len(folds) > 1
         trial_label = f"trial {hydra_cfg.job.num}: " if multirun else ""
         results: list[FoldResult] = []
@@ -313,5 +358,5 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
         log.info("%srun %s: %s", trial_label, run.info.run_id, summary)
     if not multirun:
         print(f"run_id={run.info.run_id} best_{cfg.monitor}={objective:.4f} experiment={experiment} "
-              f"(browse: bash scripts/mlflow_ui.sh)", flush=True)
+              f"({browse_hint()})", flush=True)
     return objective

@@ -50,6 +50,7 @@ _impl.optuna.logging.set_verbosity(logging.WARNING)  # not a line per study load
 # in a sweep job's environment: its trial's id and study (the job's own config resolves another study name: the
 # name comes from the sweep command's overrides, and the job's overrides differ)
 TRIAL_ENV, STUDY_ENV = "WORKSPACE_OPTUNA_TRIAL", "WORKSPACE_OPTUNA_STUDY"
+SWEEP_FAILED = threading.Event()  # set when this process's sweep ended in an exception (an interrupt included)
 SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
 
 
@@ -236,6 +237,14 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
         return instantiate(self.sampler_config, seed=int(seed) + trial_number, _execution_whitelist_=SAMPLER_TARGETS)
 
     def sweep(self, arguments: list[str]) -> None:
+        SWEEP_FAILED.clear()
+        try:
+            self._sweep(arguments)
+        except BaseException:  # Hydra 1.4 calls on_multirun_end either way: the sweep callback reads this
+            SWEEP_FAILED.set()
+            raise
+
+    def _sweep(self, arguments: list[str]) -> None:
         import optuna
         from omegaconf import OmegaConf
 

@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.optuna_sweeper import budget
+from src.utils.optuna_sweeper import SWEEP_FAILED, budget
 
 PARENT_RUN_ENV = "WORKSPACE_SWEEP_PARENT_RUN_ID"
 log = logging.getLogger(__name__)
@@ -107,19 +107,20 @@ class MlflowSweepCallback(Callback):
         from mlflow import MlflowClient
 
         from src.utils.runs import INTERRUPTED
+        from src.utils.tracking import browse_hint
 
-        if status != "FINISHED":
+        if status != "FINISHED" or SWEEP_FAILED.is_set():  # on_multirun_end runs after a failed sweep too
             status = "KILLED" if INTERRUPTED.is_set() else "FAILED"
         client = MlflowClient()
         try:
             best = summarize_sweep(client, run_id, self.config)
             if best is None and status != "KILLED":
                 print(f"sweep parent run {run_id}: no trial completed; the failed runs' logs in MLflow say why "
-                      f"(bash scripts/mlflow_ui.sh)", flush=True)
+                      f"({browse_hint()})", flush=True)
             elif best is not None:
                 print(f"sweep done: parent run {run_id}; best run_id={best['run_id']} "
                       f"{best['metric']}={best['value']:.4f} params={best['params']} "
-                      f"(browse: bash scripts/mlflow_ui.sh)", flush=True)
+                      f"({browse_hint()})", flush=True)
         except Exception:
             log.exception("could not summarise sweep %s", run_id)
             status = "FAILED"

@@ -21,6 +21,7 @@ from src.utils.paths import MLRUNS_DIR, ROOT
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # our own lines name the run and the UI
 
 import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
 
@@ -29,6 +30,12 @@ DEFAULT_TRACKING_URI = f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
 # The UI opens a model-training experiment on its runs (not on the GenAI overview of traces and tokens).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+
+
+def browse_hint() -> str:
+    """Where a person looks at the runs: this workspace's UI script, or the tracking server."""
+    uri = tracking_uri()
+    return f"browse: {uri}" if uri.startswith(("http://", "https://")) else "browse: bash scripts/mlflow_ui.sh"
 
 
 def tracking_uri() -> str:
@@ -129,7 +136,11 @@ def get_or_create_experiment(name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is None:
         location = os.environ.get("MLFLOW_ARTIFACT_ROOT")
-        location = f"{location.rstrip('/')}/{name}" if location else (ARTIFACTS_DIR / name).as_uri()
+        if location:
+            location = f"{location.rstrip('/')}/{name}"
+        elif not mlflow.get_tracking_uri().startswith(("http://", "https://")):
+            location = (ARTIFACTS_DIR / name).as_uri()
+        # else: an MLflow server keeps the artifacts where it is configured to (proxied: mlflow-artifacts:/)
         try:
             return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         except mlflow.exceptions.MlflowException:

@@ -56,8 +56,9 @@ class DigitCNN(pl.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(dim=1) == y).float().mean()
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True)
-        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True)
+        # sync_dist: under DDP each rank sees a shard; the epoch's value is the mean over all of them
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, sync_dist=True)
         return loss, logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
