@@ -2,6 +2,19 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+
+# .env (git-ignored; see .env.example): credentials and settings for every script. A variable already set in
+# the environment wins, as in the Python entry points (src/utils/paths.py).
+if [[ -f "$ROOT/.env" ]]; then
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    key=${BASH_REMATCH[2]} value=${BASH_REMATCH[3]}
+    value=${value%$'\r'}
+    if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
+    [[ -n "${!key+set}" ]] || export "$key=$value"
+  done < "$ROOT/.env"
+  unset line key value
+fi
 require_venv() {
   if [[ ! -x "$PY" ]]; then
     echo "error: the workspace environment is missing ($PY); run: bash scripts/setup.sh" >&2

@@ -70,7 +70,7 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     for script in ("src/dataset/dataset01/make_dataset.py", "src/feature/feature01/build_features.py",
                    "src/feature/feature02/build_features.py"):
         ok(ws.script(script))
-    trained = ok(ws.script("src/model/model02/train.py", "max_epochs=1"))
+    trained = ok(ws.script("src/model/model02/train.py", "max_epochs=1", "note='baseline, one epoch'"))
     ok(ws.script("src/model/model02/train.py", *SWEEP))
     return SimpleNamespace(ws=ws, before=before, copied=copied, trained=trained)
 
@@ -149,6 +149,7 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
     cells = row_of(text, single.info.run_id)
     assert cells[3] == "run" and cells[5] == "lr=0.003 batch_size=64 dropout=0.25 optimizer=adamw fold=0 max_epochs=1"
     assert cells[6] == f"best_val_acc={single.data.metrics['best_val_acc']:.4f}"
+    assert cells[7] == "baseline, one epoch"  # the note given on the command line
 
     parent = next(r for r in runs_of(ws, "model02") if r.data.tags.get("sweep") == "parent")
     trials = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]

@@ -58,6 +58,7 @@ def store(tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.setenv("MLFLOW_ARTIFACT_ROOT", (root / "artifacts").as_uri())
         mp.setattr(paths, "LIGHTNING_DIR", root / "lightning")
+        mp.setattr(paths, "TENSORBOARD_DIR", root / "tensorboard")
         yield root
     GlobalHydra.instance().clear()
 
@@ -104,13 +105,16 @@ def test_model_folder_trains_through_the_harness(folder: str, features: dict[str
     feature_dir = features[Path(probe.feature_dir).name]
     client = mlflow.MlflowClient()
 
-    cfg = hydra_config("model", folder, [f"feature_dir={feature_dir}", "max_epochs=1", "batch_size=32"],
-                       tmp_path / "run")
+    cfg = hydra_config("model", folder, [f"feature_dir={feature_dir}", "max_epochs=1", "batch_size=32",
+                                         "note='smaller batches, one epoch'", "tensorboard=true"], tmp_path / "run")
     objective = module.main(cfg)
     exp = client.get_experiment_by_name(str(cfg.experiment_name))
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and 0 <= objective <= 1
+    assert run.data.tags["mlflow.note.content"] == "smaller batches, one epoch"  # the run's description
+    # tensorboard=true: Lightning's TensorBoardLogger beside MLflow, one folder per run
+    assert list((store / "tensorboard" / str(cfg.experiment_name) / run.info.run_id).glob("events.out.tfevents*"))
     assert run.data.metrics["best_val_acc"] == pytest.approx(objective)
     assert {"train_loss", "val_loss", "val_acc", "epoch_time_s", "oof_acc"} <= set(run.data.metrics)
     files = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -165,3 +169,18 @@ def test_a_bad_command_line_is_one_error_line(folder: str, overrides: list[str],
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_vscode_debug_configurations_run_as_given(capsys) -> None:
+    """.vscode/launch.json: every train.py it starts (and `debug=true` on the open file) passes the config check."""
+    import json
+
+    launch = json.loads((REPO / ".vscode" / "launch.json").read_text())
+    configs = [c for c in launch["configurations"] if c.get("program", "").endswith(("train.py", "${file}"))]
+    assert configs and all(c["python"] == "${workspaceFolder}/.venv/bin/python" for c in configs)
+    for c in configs:
+        programs = ([REPO / c["program"].replace("${workspaceFolder}/", "")] if "${file}" not in c["program"]
+                    else [REPO / "src" / "model" / f / "train.py" for f in FOLDERS["model"]])
+        for program in programs:
+            module = entry("model", program.parent.name)
+            assert check_command(module.__file__, module.Config, "config", c["args"]) >= 1, (c["name"], program)

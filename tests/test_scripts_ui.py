@@ -1,4 +1,5 @@
-"""scripts/mlflow_ui.sh, optuna_dashboard.sh, jupyter.sh and run_bg.sh as real processes in a throw-away workspace.
+"""scripts/mlflow_ui.sh, optuna_dashboard.sh, tensorboard.sh, jupyter.sh and run_bg.sh as real processes in a
+throw-away workspace.
 
 Servers run in their own process group, so teardown stops the script and everything it started.
 """
@@ -176,6 +177,32 @@ def test_optuna_dashboard_serves_the_workspace_studies(workspace: Workspace, tmp
 def test_optuna_dashboard_refuses_a_busy_port(workspace: Workspace, busy_port: int) -> None:
     res = workspace.bash("scripts/optuna_dashboard.sh", str(busy_port), timeout=30)
     assert_one_error_line(res, str(busy_port), "bash scripts/optuna_dashboard.sh")
+
+
+# --- TensorBoard ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tensorboard_serves_the_logs_of_tensorboard_runs(workspace: Workspace, tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = workspace.root / "logs/tensorboard/model01/run1"
+    with SummaryWriter(str(logdir)) as writer:
+        for step in range(3):
+            writer.add_scalar("val_acc", 0.5 + step / 10, step)
+    port, log = free_port(), tmp_path / "tensorboard.log"
+    base = f"http://127.0.0.1:{port}"
+    with serve(workspace, "scripts/tensorboard.sh", str(port), log=log) as proc:
+        wait_http(proc, f"{base}/data/runs", log, timeout=120)
+        deadline = time.monotonic() + 60
+        while "model01/run1" not in (runs := get_json(f"{base}/data/runs")) and time.monotonic() < deadline:
+            time.sleep(0.5)  # TensorBoard reads the folder in the background
+        assert "model01/run1" in runs and f"TensorBoard: {base}" in log.read_text()
+
+
+def test_tensorboard_refuses_a_busy_port(workspace: Workspace, busy_port: int) -> None:
+    res = workspace.bash("scripts/tensorboard.sh", str(busy_port), timeout=30)
+    assert_one_error_line(res, str(busy_port), "bash scripts/tensorboard.sh")
 
 
 # --- JupyterLab ---------------------------------------------------------------------------------------

@@ -171,8 +171,8 @@ def runs_table(day_runs: DayRuns) -> str:
         names = SWEEP_PARAMS if is_sweep_parent(run) else KEY_PARAMS
         rows.append([local_time(run.info.start_time), day_runs.experiments.get(run.info.experiment_id, "?"),
                      short(run.info.run_id), kind(run), run.info.status, fmt_params(run.data.params, names),
-                     score(run)])
-    return table(["start", "experiment", "run_id", "kind", "status", "key params", "metric"], rows)
+                     score(run), run.data.tags.get("mlflow.note.content", "")])
+    return table(["start", "experiment", "run_id", "kind", "status", "key params", "metric", "note"], rows)
 
 
 def sweeps_table(day_runs: DayRuns) -> str:

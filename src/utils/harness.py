@@ -151,12 +151,17 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
     val_outputs = BestValidationOutputs(checkpoint)
     label = f"trial {HydraConfig.get().job.num} " if HydraConfig.get().mode == RunMode.MULTIRUN else ""
     label += f"fold {fold}/{features.n_folds - 1} " if cv else ""
-    logger = RunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id, prefix=f"fold{fold}" if cv else "") \
-        if run_id else False
+    loggers: list[Any] = [RunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id,
+                                    prefix=f"fold{fold}" if cv else "")] if run_id else []
+    if cfg.get("tensorboard") and run_id:  # beside MLflow: logs/tensorboard/<experiment>/<run_id>[-fold<k>]
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(paths.TENSORBOARD_DIR), name=ckpt_dir.parent.name,
+                                         version=f"{run_id}-fold{fold}" if cv else run_id, default_hp_metric=False))
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=[*callbacks, StopOnNonFiniteLoss(), EpochReport(label), val_outputs,
                                 SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
-        logger=logger, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
+        logger=loggers or False, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
     # a resumed checkpoint is one of this workspace's own (logs/lightning/), read in full like the best one below
     trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path), weights_only=False)
     if not trainer.is_global_zero:
@@ -309,7 +314,7 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
     # its log, and a failed sweep trial is recorded like any other.
     with tracked_run(stage, folder, experiment, params=params, tags=tags,
                      run_name=f"trial-{hydra_cfg.job.num}" if multirun else None,
-                     system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug) as run:
+                     system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug, note=cfg.get("note")) as run:
         validate(cfg, schema)
         link = TrialLink.current(hydra_cfg, cfg.get("pruner")) if multirun else None
         if link is not None:

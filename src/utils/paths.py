@@ -15,8 +15,20 @@ FEATURE_DIR = ROOT / "_data" / "feature"
 LOGS_DIR = ROOT / "logs"
 MLRUNS_DIR = LOGS_DIR / "mlruns"
 LIGHTNING_DIR = LOGS_DIR / "lightning"
+TENSORBOARD_DIR = LOGS_DIR / "tensorboard"
 OUTPUTS_DIR = ROOT / "outputs"
 MULTIRUN_DIR = ROOT / "multirun"
+
+
+def _load_dotenv() -> None:
+    """.env (git-ignored; see .env.example): credentials and settings; a variable already set wins."""
+    if (ROOT / ".env").is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(ROOT / ".env", override=False)
+
+
+_load_dotenv()
 
 
 def resolve(path: str | Path) -> Path:

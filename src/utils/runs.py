@@ -74,11 +74,13 @@ def tracked_run(
     tags: Mapping[str, str] | None = None,
     run_name: str | None = None,
     system_metrics: bool = False,
+    note: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Start a run in `experiment` with the standard tags and `params`; end it FINISHED, FAILED or KILLED.
 
     The run's log (Hydra's job log) is attached under logs/ in every case, so a failed or interrupted run keeps
-    its evidence. `system_metrics` samples CPU, memory (and GPUs) into the run while it lasts.
+    its evidence. `system_metrics` samples CPU, memory (and GPUs) into the run while it lasts; `note` (the `note=`
+    of the command line) becomes the run's description.
     """
     install_interrupt_handlers()
     setup_mlflow()
@@ -88,6 +90,8 @@ def tracked_run(
         status = "FINISHED"
         try:
             mlflow.set_tags({**standard_tags(stage, folder), "log_file": str(log_files[0]), **(tags or {})})
+            if note:  # the run's description in the MLflow UI
+                mlflow.set_tag("mlflow.note.content", str(note))
             if params:
                 log_params_flat(params)
             log.info("MLflow run %s in experiment %r", run.info.run_id, experiment)

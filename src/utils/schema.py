@@ -72,6 +72,8 @@ class TrainConfig:
     callbacks: dict[str, Any] = field(default_factory=dict)
     trainer: Any = MISSING
     pruner: Any = None  # an optuna.pruners `_target_` node; None: sweeps never prune
+    note: str | None = None  # note="why this run": the run's description in MLflow and the diary
+    tensorboard: bool = False  # also log to TensorBoard (logs/tensorboard/<experiment>/<run_id>)
     mlflow: MlflowOptions = field(default_factory=MlflowOptions)
 
     def __post_init__(self) -> None:
@@ -289,6 +291,7 @@ class StageConfig:
     experiment_name: str = MISSING
     output_dir: str = MISSING
     force: bool = False  # rebuild even when the outputs are up to date
+    note: str | None = None  # note="...": the run's description in MLflow and the diary
 
     def __post_init__(self) -> None:
         self.check()

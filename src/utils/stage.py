@@ -56,7 +56,7 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
         return done["content_hash"]
 
     with tracked_run(stage, folder, cfg.experiment_name, params=OmegaConf.to_container(cfg, resolve=True),
-                     tags=tags) as run:
+                     tags=tags, note=cfg.get("note")) as run:
         if reads is not None:
             log_data_input(*reads, context="source")
         with atomic_dir(out_dir) as tmp:
