@@ -46,3 +46,20 @@ require_free_port() {  # HOST PORT WHAT SCRIPT
   echo "error: port $port on $host is already in use (another $what?); choose another port: bash scripts/$script $alt" >&2
   exit 1
 }
+
+# The one optional argument of the UI scripts: a port number (sets PORT, else keeps the default); -h: usage.
+port_argument() {  # USAGE DEFAULT_PORT [ARG...]
+  local usage=$1
+  PORT=$2
+  shift 2
+  case "${1:-}" in
+    "") ;;
+    -h|--help) echo "$usage"; exit 0 ;;
+    *)
+      if [[ $# -eq 1 && "$1" =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); then
+        PORT=$((10#$1))
+      else
+        echo "error: unexpected argument(s) '$*' (PORT must be a number 1-65535); $usage" >&2; exit 2
+      fi ;;
+  esac
+}

@@ -11,16 +11,7 @@ require_venv
 usage="usage: bash scripts/jupyter.sh [PORT]"
 HOST=127.0.0.1
 PORT=8888
-case "${1:-}" in
-  "") ;;
-  -h|--help) echo "$usage"; exit 0 ;;
-  *)
-    if [[ $# -eq 1 && "$1" =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); then
-      PORT=$((10#$1))
-    else
-      echo "error: unexpected argument(s) '$*' (PORT must be a number 1-65535); $usage" >&2; exit 2
-    fi ;;
-esac
+port_argument "$usage" "$PORT" "$@"
 
 if [[ -n "${JUPYTER_TOKEN+set}" && -z "${JUPYTER_TOKEN//[[:space:]]/}" ]]; then
   echo "error: JUPYTER_TOKEN is set but empty, which would leave JupyterLab open to anyone on this machine;" \
