@@ -11,6 +11,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -165,7 +166,16 @@ def log_data_input(name: str, path: Path, digest: str, context: str, tags: dict[
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(str(path))
     dataset = MetaDataset(source, name=name, digest=digest[:20])
-    mlflow.log_input(dataset, context=context, tags=tags)
+    for attempt in range(3):
+        try:
+            mlflow.log_input(dataset, context=context, tags=tags)
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            # Two runs logging the same new dataset at once on a server's SQL store: one insert loses the race on
+            # the dataset's key and its whole request is rolled back; again, the dataset exists and is only linked.
+            if "already exists" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
