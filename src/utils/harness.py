@@ -236,7 +236,7 @@ def end_pruned(link: TrialLink, ckpt_dir: Path, label: str) -> PrunedTrial:
     mlflow.log_metric("pruned_value", value, step=step)
     for ckpt in sorted(ckpt_dir.glob("fold*/last.ckpt")):
         mlflow.log_artifact(str(ckpt), artifact_path=f"checkpoints/{ckpt.parent.name}")
-    log.info("%spruned at step %d (%s %.4f)", label, step, "value", value)
+    log.info("%spruned at step %d (reported %.4f)", label, step, value)
     return PrunedTrial(value, step)
 
 
