@@ -170,3 +170,22 @@ class ReportToTrial(pl.Callback):
             return
         if self.link.report(float(value), trainer.current_epoch):
             trainer.should_stop = True
+
+
+class CheckOutputs(pl.Callback):
+    """The first validation batch's outputs (the sanity check's, or fast_dev_run's) checked against the task: a
+    model whose last layer cannot be the competition's task fails in seconds with one line, not after training."""
+
+    def __init__(self, task, where: str = "") -> None:
+        self.task, self.where, self.done = task, where, False
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.done:
+            return
+        if not isinstance(outputs, torch.Tensor):
+            raise WorkspaceError(f"{type(pl_module).__name__}.validation_step returned {type(outputs).__name__}; it "
+                                 f"must return the batch's raw outputs (a tensor: logits or values), which become "
+                                 f"the out-of-fold predictions")
+        self.task.check_outputs(outputs)
+        self.done = True

@@ -56,18 +56,21 @@ from pytorch_lightning.loggers import MLFlowLogger
 from src.utils import paths
 from src.utils.callbacks import (
     BestValidationOutputs,
+    CheckOutputs,
     EpochReport,
     ReportToTrial,
     SaveOnInterrupt,
     StopOnNonFiniteLoss,
 )
+from src.utils.competition import Competition
+from src.utils.competition import load as load_competition
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.features import Features, load_features
 from src.utils.logs import quiet_libraries
 from src.utils.model_io import code_snapshot, log_torch_model
 from src.utils.optuna_sweeper import PrunedTrial, TrialLink
-from src.utils.paths import ROOT, experiment_of, resolve
-from src.utils.plots import confusion_matrix_png
+from src.utils.paths import ROOT, experiment_of, resolve, shown
+from src.utils.predictions import predict_outputs, predict_trainer
 from src.utils.runs import tracked_run
 from src.utils.schema import TrainConfig, validate
 from src.utils.sweep import PARENT_RUN_ENV
@@ -110,9 +113,10 @@ class FoldResult:
     best_score: float
     model: pl.LightningModule
     valid_idx: np.ndarray
-    probs: np.ndarray
+    scores: np.ndarray  # the task's scores (probabilities / values) of the validation rows, best epoch
     best_ckpt: str
     pruned: bool = False
+    test_scores: np.ndarray | None = None
 
 
 def checked_ckpt(path: str | None) -> str | None:
@@ -130,16 +134,9 @@ def checked_ckpt(path: str | None) -> str | None:
     return str(p)
 
 
-def predict_proba(model: pl.LightningModule, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Class probabilities from the model's own `predict_step`, in batches, without a Trainer."""
-    model.eval()
-    with torch.inference_mode():
-        return torch.cat([model.predict_step(b, i) for i, b in enumerate(torch.from_numpy(x).split(batch_size))]
-                         ).numpy()
-
-
 def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_dir: Path, run_id: str | None,
-             cv: bool, link: TrialLink | None) -> FoldResult | None:
+             cv: bool, link: TrialLink | None, competition: Competition,
+             predict_test: bool = False) -> FoldResult | None:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     model, datamodule = build(cfg, features, fold)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
@@ -159,8 +156,8 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
         loggers.append(TensorBoardLogger(save_dir=str(paths.TENSORBOARD_DIR), name=ckpt_dir.parent.name,
                                          version=f"{run_id}-fold{fold}" if cv else run_id, default_hp_metric=False))
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=[*callbacks, StopOnNonFiniteLoss(), EpochReport(label), val_outputs,
-                                SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
+        cfg.trainer, callbacks=[CheckOutputs(competition.task, competition.where), *callbacks, StopOnNonFiniteLoss(),
+                                EpochReport(label), val_outputs, SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
         logger=loggers or False, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
     # a resumed checkpoint is one of this workspace's own (logs/lightning/), read in full like the best one below
     trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path), weights_only=False)
@@ -176,16 +173,26 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
         best_score = float(trainer.callback_metrics[cfg.monitor])
     model.eval()
     valid_idx = features.split(fold)[1]
-    # OOF predictions: the best epoch's validation outputs; predicting the fold again only when validation did
-    # not cover it at that checkpoint (limited validation batches, a resumed fit, fast_dev_run)
-    logits = val_outputs.outputs_for(best_ckpt, len(valid_idx))
-    if logits is not None:
-        probs = torch.softmax(logits.float(), 1).numpy()
-    else:
-        probs = predict_proba(model, features.train_x[valid_idx])
+    task = competition.task
+    # OOF predictions: the best epoch's validation outputs; predicting the fold again (through the data module's
+    # val_dataloader) only when validation did not cover it at that checkpoint (limited validation batches, a
+    # resumed fit, fast_dev_run)
+    outputs = val_outputs.outputs_for(best_ckpt, len(valid_idx))
+    predictor = None
+    if outputs is None:
+        predictor = predict_trainer(str(cfg.trainer.get("accelerator", "cpu")))
+        outputs = predict_outputs(model, datamodule.val_dataloader(), predictor)
+    scores = task.activate(outputs)
+    if len(scores) != len(valid_idx):
+        raise WorkspaceError(f"the data module's val_dataloader gave {len(scores)} rows for fold {fold}, which has "
+                             f"{len(valid_idx)}; it must validate on features.split(fold)[1], in that order")
+    test_scores = None
+    if predict_test:  # fold=all: every fold model on the test rows, for the run's test predictions
+        predictor = predictor or predict_trainer(str(cfg.trainer.get("accelerator", "cpu")))
+        test_scores = task.activate(predict_outputs(model, datamodule.predict_dataloader(), predictor))
     log.info("%sbest %s = %.4f (%s)", label, cfg.monitor, best_score, best_ckpt or "no checkpoint")
     pruned = link is not None and link.pruned_at is not None
-    return FoldResult(fold, best_score, model, valid_idx, probs, best_ckpt, pruned)
+    return FoldResult(fold, best_score, model, valid_idx, scores, best_ckpt, pruned, test_scores)
 
 
 def folds_to_run(cfg: DictConfig, n_folds: int) -> list[int]:
@@ -212,21 +219,42 @@ def log_run_files(cfg: DictConfig, experiment_dir: Path, features: Features, fol
                    {"folds": ",".join(map(str, folds))})
 
 
-def log_oof(results: list[FoldResult], features: Features) -> float:
+def log_oof(results: list[FoldResult], features: Features, competition: Competition) -> dict[str, float]:
+    """The out-of-fold predictions (columns named from the competition's targets), every competition metric on
+    them (`oof_<metric>`), and the plots that fit the task."""
+    task = competition.task
     idx = np.concatenate([r.valid_idx for r in results])
-    probs = np.concatenate([r.probs for r in results])
-    labels, folds = features.train_y, features.folds
-    oof = pd.DataFrame({"row": idx, "fold": folds[idx], "label": labels[idx], "pred": probs.argmax(1)})
-    oof = pd.concat([oof, pd.DataFrame(probs, columns=[f"prob_{k}" for k in range(probs.shape[1])])], axis=1)
-    oof = oof.sort_values("row")
-    accuracy = float((oof["pred"] == oof["label"]).mean())
+    scores = np.concatenate([r.scores for r in results])
+    order = np.argsort(idx, kind="stable")
+    idx, scores = idx[order], scores[order]
+    y = features.train_y[idx]
+    oof = pd.DataFrame({"row": idx, "fold": features.folds[idx], **task.oof_columns(y, scores)})
+    metrics = {f"oof_{k}": v for k, v in competition.score(y, scores).items()}
+    shown_metric = f"{competition.metric.name} {metrics['oof_' + competition.metric.name]:.4f}"
     with tempfile.TemporaryDirectory() as tmp:
         oof.to_csv(Path(tmp) / "oof_predictions.csv", index=False)
         mlflow.log_artifact(str(Path(tmp) / "oof_predictions.csv"))
-        confusion_matrix_png(oof["label"], oof["pred"], Path(tmp) / "confusion_matrix.png", probs.shape[1],
-                             title=f"validation (OOF) accuracy {accuracy:.4f}")
-        mlflow.log_artifact(str(Path(tmp) / "confusion_matrix.png"))
-    return accuracy
+        for plot in task.plots(y, scores, Path(tmp), f"validation (OOF) {shown_metric}"):
+            mlflow.log_artifact(str(plot))
+    return metrics
+
+
+def log_test_predictions(results: list[FoldResult], features: Features, competition: Competition) -> None:
+    """A fold=all run's test predictions (its fold models combined as the competition says) and the submission
+    they make: blending and packing never need to retrain."""
+    task = competition.task
+    scores = task.combine([r.test_scores for r in results], competition.fold_models)
+    ids = features.test_ids(competition.ids)
+    if len(ids) != len(scores):
+        raise WorkspaceError(f"the data module's predict_dataloader gave {len(scores)} rows but {shown(features.dir)} "
+                             f"has {len(ids)} test ids; it must yield the test rows in the order of the ids")
+    preds = task.prediction_columns(scores)
+    with tempfile.TemporaryDirectory() as tmp:
+        pd.concat([ids.reset_index(drop=True), pd.DataFrame(preds)], axis=1).to_csv(
+            Path(tmp) / "test_predictions.csv", index=False)
+        mlflow.log_artifact(str(Path(tmp) / "test_predictions.csv"))
+        np.save(Path(tmp) / "test_scores.npy", scores)
+        mlflow.log_artifact(str(Path(tmp) / "test_scores.npy"), artifact_path="predictions")
 
 
 def end_pruned(link: TrialLink, ckpt_dir: Path, label: str) -> PrunedTrial:
@@ -286,9 +314,31 @@ def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> f
     experiment = "__debug__" if cfg.debug else str(cfg.experiment_name)
     run_id = os.environ.get(RUN_ENV, "ddp")
     folds = folds_to_run(cfg, features.n_folds)
+    competition = competition_of(cfg, features)
     for k in folds:
-        fit_fold(cfg, build, features, k, paths.LIGHTNING_DIR / experiment / run_id, None, len(folds) > 1, None)
+        fit_fold(cfg, build, features, k, paths.LIGHTNING_DIR / experiment / run_id, None, len(folds) > 1, None,
+                 competition)
     return float("nan")
+
+
+def competition_of(cfg: DictConfig, features: Features) -> Competition:
+    """The competition the run belongs to: its config's `competition`, which must be the one its features are."""
+    name = cfg.get("competition") or features.competition
+    if not name:
+        raise WorkspaceError("competition is not set; name it in the model's config (competition: <name>, a file "
+                             "of config/competition/)")
+    if features.competition and features.competition != name:
+        raise WorkspaceError(f"competition={name} but {shown(features.dir)} was built for {features.competition}; "
+                             f"point feature_dir at features of {name} (or fix competition)")
+    return load_competition(str(name))
+
+
+def log_competition(competition: Competition) -> None:
+    """The competition file as the run read it: rerun and packing use this, not today's file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "competition.yaml"
+        path.write_text(OmegaConf.to_yaml(competition.cfg))
+        mlflow.log_artifact(str(path))
 
 
 @exit_on_user_error
@@ -299,8 +349,8 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
         return fit_as_worker(cfg, build, schema)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    experiment_dir = Path(build.__code__.co_filename).resolve().parent
     stage, folder = experiment_of(build.__code__.co_filename)
-    experiment_dir = ROOT / "src" / stage / folder
     build, schema = from_module(build, schema)
     tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
             "hydra_output_dir": hydra_cfg.runtime.output_dir}
@@ -314,15 +364,18 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
     # its log, and a failed sweep trial is recorded like any other.
     with tracked_run(stage, folder, experiment, params=params, tags=tags,
                      run_name=f"trial-{hydra_cfg.job.num}" if multirun else None,
-                     system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug, note=cfg.get("note")) as run:
+                     system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug, note=cfg.get("note"),
+                     path=experiment_dir.relative_to(ROOT).as_posix()) as run:
         validate(cfg, schema)
         link = TrialLink.current(hydra_cfg, cfg.get("pruner")) if multirun else None
         if link is not None:
             mlflow.set_tags(link.attach(run.info.run_id))
         features = load_features(cfg.feature_dir)
         folds = folds_to_run(cfg, features.n_folds)
-        mlflow.set_tags(features.lineage())
+        competition = competition_of(cfg, features)
+        mlflow.set_tags({**features.lineage(), "competition": competition.name, "task": competition.task.kind})
         log_run_files(cfg, experiment_dir, features, folds)
+        log_competition(competition)
         ckpt_dir = paths.LIGHTNING_DIR / experiment / run.info.run_id
         os.environ[RUN_ENV] = run.info.run_id  # DDP processes started from here train into the same folders
         cv = len(folds) > 1
@@ -330,7 +383,8 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
         results: list[FoldResult] = []
         try:
             for k in folds:
-                results.append(fit_fold(cfg, build, features, k, ckpt_dir, run.info.run_id, cv, link))
+                results.append(fit_fold(cfg, build, features, k, ckpt_dir, run.info.run_id, cv, link, competition,
+                                        predict_test=cv and not cfg.debug))
                 # fold=all: each fold is a step of the trial, reported as the mean of the folds so far
                 if link is not None and (results[-1].pruned or (
                         cv and link.report(float(np.mean([r.best_score for r in results])), len(results) - 1))):
@@ -340,13 +394,18 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
             raise
 
         scores = [r.best_score for r in results]
-        objective = float(np.mean(scores))
-        metrics = {f"best_{cfg.monitor}": objective, "objective": objective}
+        monitored = float(np.mean(scores))
+        metrics = {f"best_{cfg.monitor}": monitored}
         if cv:
             metrics |= {f"fold{r.fold}_best_{cfg.monitor}": r.best_score for r in results}
-            metrics |= {f"cv_{cfg.monitor}": objective, f"cv_{cfg.monitor}_std": float(np.std(scores))}
-        metrics["oof_acc"] = log_oof(results, features)
+            metrics |= {f"cv_{cfg.monitor}": monitored, f"cv_{cfg.monitor}_std": float(np.std(scores))}
+        metrics |= log_oof(results, features, competition)
+        # the sweep objective: the best monitored value (CV mean), or the competition's metric on the OOF rows
+        objective = metrics[f"oof_{competition.metric.name}"] if cfg.get("objective") == "oof" else monitored
+        metrics["objective"] = objective
         mlflow.log_metrics(metrics)
+        if cv and not cfg.debug:
+            log_test_predictions(results, features, competition)
 
         if cfg.mlflow.log_checkpoint:
             for r in results:
@@ -359,9 +418,12 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
             if cv:
                 for r in results:
                     log_torch_model(r.model, f"model_fold{r.fold}", experiment_dir)
-        summary = f"best_{cfg.monitor}={objective:.4f}" + (f" (CV mean of {len(folds)} folds)" if cv else "")
+                mlflow.set_tag("fold_models", ",".join(str(r.fold) for r in results))
+        summary = (f"best_{cfg.monitor}={monitored:.4f}" + (f" (CV mean of {len(folds)} folds)" if cv else "")
+                   + f", OOF {competition.metric.name}={metrics['oof_' + competition.metric.name]:.4f}")
         log.info("%srun %s: %s", trial_label, run.info.run_id, summary)
     if not multirun:
-        print(f"run_id={run.info.run_id} best_{cfg.monitor}={objective:.4f} experiment={experiment} "
+        print(f"run_id={run.info.run_id} best_{cfg.monitor}={monitored:.4f} "
+              f"oof_{competition.metric.name}={metrics['oof_' + competition.metric.name]:.4f} experiment={experiment} "
               f"({browse_hint()})", flush=True)
     return objective

@@ -16,16 +16,21 @@ from src.utils.paths import ROOT
 
 
 def code_snapshot(dest: Path, experiment_dir: Path) -> Path:
-    """A minimal `src` package under `dest` (utils + the experiment folder): what a run executes and what its
-    model needs to unpickle."""
+    """A minimal `src` package under `dest` (utils + the experiment folder, at its place in the workspace): what a
+    run executes and what its model needs to unpickle."""
     src = dest / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "src" / "utils", src / "utils", ignore=ignore)
-    rel = experiment_dir.resolve().relative_to(ROOT / "src")
-    shutil.copytree(experiment_dir, src / rel, ignore=ignore)
-    for parent in [src, *(src / p for p in rel.parents if str(p) != ".")]:
+    rel = experiment_dir.resolve().relative_to(ROOT)
+    shutil.copytree(experiment_dir, dest / rel, ignore=ignore)
+    for parent in [src, *(dest / p for p in rel.parents if str(p) != ".")]:
         (parent / "__init__.py").touch()
     return src
+
+
+def packages(dest: Path) -> list[str]:
+    """The top-level packages of a code snapshot (src, and the experiment's own when it lives elsewhere)."""
+    return sorted(str(p) for p in dest.iterdir() if p.is_dir())
 
 
 @contextlib.contextmanager
@@ -48,12 +53,12 @@ def log_torch_model(model: torch.nn.Module, name: str, experiment_dir: Path) -> 
     import pytorch_lightning
 
     with tempfile.TemporaryDirectory() as tmp, plain_partials(model):
-        code = code_snapshot(Path(tmp), experiment_dir)
+        code_snapshot(Path(tmp), experiment_dir)
         mlflow.pytorch.log_model(
             model.cpu().eval(),
             name=name,
             serialization_format="pickle",
-            code_paths=[str(code)],
+            code_paths=packages(Path(tmp)),
             # explicit, so MLflow does not spend seconds inferring them in a subprocess
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
                               f"pytorch-lightning=={pytorch_lightning.__version__}",

@@ -1,9 +1,9 @@
 """Come back to a run: its trained model, resolved config and metrics, from what MLflow holds alone.
 
     from src.utils.reload import best_run_id, load_run
-    run = load_run(best_run_id("model01"))        # or load_run("<run_id>")
+    run = load_run(best_run_id("<experiment>"))   # or load_run("<run_id>")
     run.model(x)                                   # the LightningModule, in eval mode
-    run.config.lr, run.metrics["best_val_acc"], run.history("val_acc")
+    run.config.lr, run.metrics[f"best_{run.config.monitor}"], run.history(run.config.monitor)
 
 The model is unpickled with the code logged with the run (its `code/` folder), so it still loads after
 the experiment folder has been edited; a warning says when today's folder differs from the logged code.
@@ -50,10 +50,55 @@ class LoadedRun:
     tags: dict[str, str]
     status: str
     code_changed: bool = False
+    code_dir: Path | None = None
     _client: Any = field(default=None, repr=False)
 
+    @property
+    def folder(self) -> str:
+        return self.tags.get("experiment_folder", "")
+
+    def model_named(self, name: str) -> Any:
+        """Another model of the run (`model_fold<k>` of a fold=all run), loaded with the run's code."""
+        return load_run(self.run_id, model_name=name, allow_failed=True).model
+
+    def fold_models(self, n_folds: int | None = None) -> list[Any]:
+        """The models that make the run's test predictions: each fold's for a fold=all run, else its model."""
+        if str(self.params.get("fold")) != "all":
+            return [self.model]
+        folds = self.tags.get("fold_models")  # "0,1,2,3,4"; runs logged before the tag: every fold of the features
+        ks = [int(k) for k in folds.split(",")] if folds else list(range(int(n_folds or 0)))
+        return [self.model_named(f"model_fold{k}") for k in ks]
+
+    def datamodule(self, features: Any, fold: int = 0, **overrides: Any) -> Any:
+        """The run's data module (its config's `data` node, built with the code logged with the run)."""
+        from src.utils.harness import instantiate
+
+        if self.code_dir is not None and self.folder and (self.code_dir / self.folder).is_dir():
+            with _logged_package(self.code_dir, self.folder.replace("/", ".")):
+                return instantiate(self.config.data, features=features, fold=fold, **overrides)
+        return instantiate(self.config.data, features=features, fold=fold, **overrides)
+
+    def competition(self) -> Any:
+        """The competition as the run read it (its competition.yaml), else the one its config or features name."""
+        from src.utils import competition as competitions
+
+        name = self.tags.get("competition") or self.config.get("competition")
+        try:
+            text = Path(mlflow.artifacts.download_artifacts(f"runs:/{self.run_id}/competition.yaml")).read_text()
+            return competitions.from_yaml(name or "logged", text)
+        except (MlflowException, OSError):
+            pass
+        if not name:
+            from src.utils.features import load_features
+
+            name = load_features(self.config.feature_dir).competition
+        if not name:
+            raise WorkspaceError(f"run {self.run_id[:8]} names no competition and its features none either; rebuild "
+                                 f"the features with competition: <name> in their dataset's config")
+        return competitions.load(name)
+
     def history(self, metric: str) -> pd.DataFrame:
-        """Per-epoch values of `metric` (step, value), e.g. run.history("val_acc")."""
+        """Per-epoch values of `metric` (step, value), e.g. run.history(run.config.monitor)."""
         rows = self._client.get_metric_history(self.run_id, metric)
         return pd.DataFrame({"step": [m.step for m in rows], "value": [m.value for m in rows]}).sort_values("step")
 
@@ -68,7 +113,7 @@ def _get_run(client, run_id: str):
 
 @contextlib.contextmanager
 def _logged_package(code_dir: Path, package: str) -> Iterator[None]:
-    """Import `package` (e.g. src.model.model01) from a model's code/ folder for the duration of the block."""
+    """Import `package` (e.g. src.model.modelNN) from a model's code/ folder for the duration of the block."""
     parent_name, _, _ = package.rpartition(".")
     mine = [k for k in sys.modules if k == package or k.startswith(package + ".")]
     saved = {k: sys.modules.pop(k) for k in mine}
@@ -135,20 +180,29 @@ def load_run(run_id: str, model_name: str = "model", allow_failed: bool = False)
         config = OmegaConf.create({})
     return LoadedRun(run_id=run_id, experiment=experiment, model=model, config=config,
                      metrics=dict(run.data.metrics), params=dict(run.data.params), tags=dict(run.data.tags),
-                     status=run.info.status, code_changed=code_changed, _client=client)
+                     status=run.info.status, code_changed=code_changed,
+                     code_dir=code_dir if code_dir.is_dir() else None, _client=client)
 
 
-def best_run_id(experiment: str = "model01", metric: str = "best_val_acc", mode: str = "max") -> str:
-    """run_id of the FINISHED training run (not a sweep parent) with the best `metric` in `experiment`."""
+def best_run_id(experiment: str, metric: str | None = None, mode: str | None = None) -> str:
+    """run_id of the FINISHED training run (not a sweep parent, not a pruned trial) with the best `metric` in
+    `experiment`; by default each run's own `best_<monitor>`, better as its own `monitor_mode` says."""
     setup_mlflow()
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise WorkspaceError(f"no MLflow experiment {experiment!r}; train first, e.g. bash scripts/demo.sh")
-    order = "DESC" if mode == "max" else "ASC"
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=[f"metrics.{metric} {order}"], max_results=500)
-    runs = [r for r in runs if r.data.tags.get("sweep") != "parent" and metric in r.data.metrics]
+        raise WorkspaceError(f"no MLflow experiment {experiment!r}; train first (src/model/<folder>/train.py)")
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000,
+                              order_by=["attributes.start_time DESC"])
+    runs = [r for r in runs if r.data.tags.get("sweep") != "parent" and r.data.tags.get("optuna_state") != "PRUNED"
+            and "monitor" in r.data.params]
     if not runs:
+        raise WorkspaceError(f"experiment {experiment!r} has no FINISHED training run")
+    latest = runs[0].data.params  # the experiment's monitor as its latest run has it
+    metric = metric or f"best_{latest['monitor']}"
+    mode = mode or latest.get("monitor_mode", "max")
+    scored = [r for r in runs if metric in r.data.metrics]
+    if not scored:
         raise WorkspaceError(f"experiment {experiment!r} has no FINISHED run with metric {metric!r}")
-    return runs[0].info.run_id
+    sign = 1 if mode == "max" else -1
+    return max(scored, key=lambda r: (sign * r.data.metrics[metric], -r.info.start_time)).info.run_id

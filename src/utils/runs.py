@@ -75,6 +75,7 @@ def tracked_run(
     run_name: str | None = None,
     system_metrics: bool = False,
     note: str | None = None,
+    path: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Start a run in `experiment` with the standard tags and `params`; end it FINISHED, FAILED or KILLED.
 
@@ -89,7 +90,7 @@ def tracked_run(
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics)
         status = "FINISHED"
         try:
-            mlflow.set_tags({**standard_tags(stage, folder), "log_file": str(log_files[0]), **(tags or {})})
+            mlflow.set_tags({**standard_tags(stage, folder, path), "log_file": str(log_files[0]), **(tags or {})})
             if note:  # the run's description in the MLflow UI
                 mlflow.set_tag("mlflow.note.content", str(note))
             if params:

@@ -54,6 +54,7 @@ class TrainConfig:
 
     experiment_name: str = MISSING
     feature_dir: str = MISSING
+    competition: str | None = None  # config/competition/<name>.yaml (None: the one the features were built for)
     lr: float = MISSING
     batch_size: int = MISSING
     max_epochs: int = MISSING
@@ -62,8 +63,9 @@ class TrainConfig:
     fold: Any = 0  # a fold number, or "all" for K-fold CV (the upper bound comes from the features)
     debug: bool = False
     ckpt_path: str | None = None
-    monitor: str = "val_acc"
+    monitor: str = MISSING  # the metric the model logs that early stopping, checkpoints and sweeps follow
     monitor_mode: str = "max"
+    objective: str = "monitor"  # the sweep objective: best `monitor` (CV mean), or `oof`: the competition's metric
     # Hydra `_target_` nodes: what they build is checked by what builds it
     model: Any = MISSING
     data: Any = MISSING
@@ -88,6 +90,15 @@ class TrainConfig:
         require(self.fold == "all" or (type(self.fold) is int and self.fold >= 0), "fold", self.fold,
                 "a fold number (0, 1, ...) or all")
         require(self.monitor_mode in ("max", "min"), "monitor_mode", self.monitor_mode, "max or min")
+        require(self.objective in ("monitor", "oof"), "objective", self.objective,
+                "monitor (the best monitored value) or oof (the competition's metric on the OOF predictions)")
+        if self.competition is not None:
+            from src.utils.competition import load
+
+            metric = load(self.competition).metric
+            require(self.objective != "oof" or metric.direction == self.monitor_mode, "objective", self.objective,
+                    f"the competition's metric {metric.name} is to be {metric.direction}imized but monitor_mode="
+                    f"{self.monitor_mode}; set monitor_mode={metric.direction}")
         require(not (self.fold == "all" and self.ckpt_path), "ckpt_path", self.ckpt_path,
                 "it resumes a single fold; pass fold=<k> with it, not fold=all")
         if self.pruner is not None:
@@ -102,13 +113,14 @@ class PredictConfig:
 
     experiment_name: str = MISSING
     run_id: str = "best"  # a run_id, or `best`: the FINISHED run with the best `metric` in experiment_name
-    metric: str = "best_val_acc"
-    mode: str = "max"
-    batch_size: int = 1024
+    metric: str | None = None  # None: best_<monitor> of the runs' own monitor
+    mode: str | None = None  # None: the runs' own monitor_mode
+    batch_size: int | None = None  # None: the run's own
 
     def __post_init__(self) -> None:
-        require(self.mode in ("max", "min"), "mode", self.mode, "max or min")
-        require(self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1")
+        require(self.mode in ("max", "min", None), "mode", self.mode, "max, min or null")
+        require(self.batch_size is None or self.batch_size >= 1, "batch_size", self.batch_size,
+                "a whole number >= 1")
 
 
 def _where(schema: type) -> str:
@@ -290,6 +302,7 @@ class StageConfig:
 
     experiment_name: str = MISSING
     output_dir: str = MISSING
+    competition: str | None = None  # config/competition/<name>.yaml: the competition this stage belongs to
     force: bool = False  # rebuild even when the outputs are up to date
     note: str | None = None  # note="...": the run's description in MLflow and the diary
 
@@ -297,4 +310,7 @@ class StageConfig:
         self.check()
 
     def check(self) -> None:
-        pass
+        if self.competition is not None:
+            from src.utils.competition import load
+
+            load(self.competition)

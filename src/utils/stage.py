@@ -17,7 +17,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import exit_on_user_error
-from src.utils.hashing import files_sha256, json_sha256, tree_sha256
+from src.utils.hashing import file_sha256, files_sha256, json_sha256, tree_sha256
 from src.utils.io import atomic_dir, read_json, write_json
 from src.utils.paths import experiment_of, resolve, shown
 from src.utils.runs import tracked_run
@@ -32,7 +32,14 @@ def _up_to_date(out_dir: Path, fingerprint: str) -> dict | None:
     if not manifest.is_file():
         return None
     info = read_json(manifest)
-    return info if info.get("inputs_fingerprint") == fingerprint else None
+    if info.get("inputs_fingerprint") != fingerprint:
+        return None
+    for name, fact in info.get("files", {}).items():  # a file deleted, truncated or edited since: build again
+        path = out_dir / name
+        if not path.is_file() or path.stat().st_size != fact["bytes"] or file_sha256(path) != fact["sha256"]:
+            log.info("%s differs from its manifest; rebuilding", shown(path))
+            return None
+    return info
 
 
 @exit_on_user_error
@@ -55,15 +62,20 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
                  shown(out_dir), done["content_hash"][:12], done["mlflow_run_id"])
         return done["content_hash"]
 
+    tags = {**(tags or {}), **({"competition": str(cfg.competition)} if cfg.get("competition") else {})}
     with tracked_run(stage, folder, cfg.experiment_name, params=OmegaConf.to_container(cfg, resolve=True),
                      tags=tags, note=cfg.get("note")) as run:
         if reads is not None:
             log_data_input(*reads, context="source")
         with atomic_dir(out_dir) as tmp:
             facts = write(tmp)
-            content_hash = files_sha256([p for p in tmp.iterdir() if p.is_file()], tmp)
+            files = sorted(p for p in tmp.iterdir() if p.is_file())
+            content_hash = files_sha256(files, tmp)
             manifest = {"stage": folder, **facts, "content_hash": content_hash, "inputs_fingerprint": fingerprint,
-                        "mlflow_run_id": run.info.run_id}
+                        "mlflow_run_id": run.info.run_id,
+                        "files": {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files}}
+            if cfg.get("competition"):
+                manifest["competition"] = str(cfg.competition)
             write_json(tmp / "manifest.json", manifest)
             mlflow.log_artifact(str(tmp / "manifest.json"))
         mlflow.set_tags({"content_hash": content_hash})

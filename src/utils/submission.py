@@ -1,8 +1,11 @@
-"""A trained run's model(s) on the test features -> Kaggle submission.csv (ImageId,Label; 1-based ids).
+"""A trained run's model(s) on the test rows -> the competition's submission.csv.
 
-The model folders' predict.py hand their predict.yaml to `write_submission`. A `fold=all` run averages the class
-probabilities of its fold models. The file is written into the call's Hydra output folder and attached to the
-training run in MLflow (artifacts: submissions/<time>/submission.csv).
+The model folders' predict.py hand their predict.yaml to `write_submission`. The models (each fold's for a
+`fold=all` run, combined as the competition's `submission.fold_models` says) predict through Lightning with the
+run's own data module (`predict_dataloader`), both loaded with the code logged with the run; the competition's task
+turns the outputs into the submission's values (labels, probabilities or values) next to the test ids, and the file
+is checked against the competition's sample_submission.csv (same columns, ids and row count) before it is written
+into the call's Hydra output folder and attached to the run (artifacts: submissions/<time>/submission.csv).
 """
 
 from __future__ import annotations
@@ -13,45 +16,67 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from src.utils.errors import WorkspaceError, exit_on_user_error
-from src.utils.harness import predict_proba
-from src.utils.io import atomic_file, read_json
-from src.utils.paths import resolve
-from src.utils.reload import best_run_id, load_run
+from src.utils.features import Features, load_features
+from src.utils.io import atomic_file
+from src.utils.paths import shown
+from src.utils.reload import LoadedRun, best_run_id, load_run
 from src.utils.schema import PredictConfig, validate
 
 log = logging.getLogger(__name__)
 
 
+def run_features(run: LoadedRun) -> Features:
+    """The features the run was trained on, as they are today: refused when they have changed since."""
+    features = load_features(run.config.feature_dir)
+    trained_on = run.tags.get(f"{features.name}_hash")
+    if trained_on and trained_on != features.content_hash:
+        raise WorkspaceError(f"run {run.run_id[:8]} was trained on {features.name} {trained_on[:12]} but "
+                             f"{shown(features.dir)} now holds {features.content_hash[:12]}; rebuild the features "
+                             f"the run used (same dataset and config) or predict with a newer run")
+    return features
+
+
+def test_scores(run: LoadedRun, features: Features, batch_size: int | None = None) -> np.ndarray:
+    """The run's scores on the test rows: its models through its data module's predict_dataloader."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from src.utils.predictions import predict_scores, predict_trainer
+
+    competition = run.competition()
+    overrides = {"batch_size": batch_size} if batch_size else {}
+    datamodule = run.datamodule(features, 0, **overrides)
+    datamodule.setup("predict")
+    if is_overridden("predict_dataloader", datamodule, parent=pl.LightningDataModule):
+        loader = datamodule.predict_dataloader()
+    else:  # a data module of a run logged before data modules predicted: its array features, as then
+        import torch
+
+        loader = DataLoader(TensorDataset(torch.from_numpy(features.test[0])), batch_size=batch_size or 1024)
+    models = run.fold_models(features.n_folds)
+    log.info("predicting the test rows with %d model(s) of run %s", len(models), run.run_id)
+    accelerator = str(run.config.get("trainer", {}).get("accelerator", "cpu"))
+    return predict_scores(models, loader, competition.task, competition.fold_models, predict_trainer(accelerator))
+
+
 @exit_on_user_error
 def write_submission(cfg: DictConfig) -> str:
+    from src.utils.logs import quiet_libraries
+
+    quiet_libraries()
     validate(cfg, PredictConfig)
     run_id = best_run_id(cfg.experiment_name, cfg.metric, cfg.mode) if cfg.run_id == "best" else str(cfg.run_id)
     run = load_run(run_id)
-    feature_dir = resolve(run.config.get("feature_dir", "_data/feature/feature01"))
-    if not (feature_dir / "manifest.json").is_file():
-        raise WorkspaceError(f"no features in {feature_dir}; build them: "
-                             f"poetry run python src/feature/{feature_dir.name}/build_features.py")
-    manifest = read_json(feature_dir / "manifest.json")
-    trained_on = run.tags.get(f"{feature_dir.name}_hash")
-    if trained_on and trained_on != manifest["content_hash"]:
-        raise WorkspaceError(f"run {run_id[:8]} was trained on {feature_dir.name} {trained_on[:12]} but "
-                             f"{feature_dir} now holds {manifest['content_hash'][:12]}; rebuild the features "
-                             f"the run used (same dataset and config) or predict with a newer run")
-    test_x, test_ids = np.load(feature_dir / "test_x.npy"), np.load(feature_dir / "test_ids.npy")
-
-    if str(run.params.get("fold")) == "all":
-        models = [load_run(run_id, model_name=f"model_fold{k}").model for k in range(int(manifest["n_folds"]))]
-        log.info("averaging %d fold models of run %s", len(models), run_id)
-    else:
-        models = [run.model]
-    probs = np.mean([predict_proba(m, test_x, int(cfg.batch_size)) for m in models], axis=0)
-
-    submission = pd.DataFrame({"ImageId": test_ids.astype(np.int64), "Label": probs.argmax(1).astype(np.int64)})
+    competition = run.competition()
+    features = run_features(run)
+    scores = test_scores(run, features, cfg.get("batch_size"))
+    submission = competition.submission(features.test_ids(competition.ids), scores)
+    competition.check_submission(submission)
     out = Path(HydraConfig.get().runtime.output_dir) / "submission.csv"
     with atomic_file(out) as f:
         submission.to_csv(f, index=False)
@@ -60,6 +85,6 @@ def write_submission(cfg: DictConfig) -> str:
     client.log_artifact(run_id, str(out), artifact_path=f"submissions/{stamp}")
     client.set_tag(run_id, "last_submission", f"submissions/{stamp}/submission.csv")
     log.info("wrote %s (%d rows) and attached it to run %s", out, len(submission), run_id)
-    print(f"submission: {out}\nsubmit:     kaggle competitions submit -c digit-recognizer -f {out} "
+    print(f"submission: {out}\nsubmit:     kaggle competitions submit -c {competition.slug} -f {out} "
           f"-m \"{run.experiment} {run_id[:8]}\"", flush=True)
     return str(out)

@@ -231,16 +231,18 @@ def command_line() -> str:
     return " ".join([Path(sys.executable).name, *sys.argv])
 
 
-def standard_tags(stage: str, folder: str) -> dict[str, str]:
-    """Tags every run carries: where its code lives, which commit, how it was started."""
+def standard_tags(stage: str, folder: str, path: str | None = None) -> dict[str, str]:
+    """Tags every run carries: where its code lives (`path`, default src/<stage>/<folder>), which commit, how it
+    was started."""
     from src.utils.hashing import tree_sha256
 
+    path = path or f"src/{stage}/{folder}"
     return {
         **git_info(),
         "stage": stage,
-        "experiment_folder": f"src/{stage}/{folder}",
-        "code_hash": tree_sha256(ROOT / "src" / stage / folder),
+        "experiment_folder": path,
+        "code_hash": tree_sha256(ROOT / path),
         "utils_hash": tree_sha256(ROOT / "src" / "utils"),
         "command": command_line(),
-        "mlflow.source.name": f"src/{stage}/{folder}",
+        "mlflow.source.name": path,
     }

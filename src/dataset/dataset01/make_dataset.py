@@ -1,6 +1,10 @@
-"""dataset01: read and validate the raw Kaggle-layout CSVs, assign stratified K folds.
+"""dataset01: read and validate the Digit Recognizer CSVs (pixels 0-255, labels 0-9), assign the CV folds.
 
     poetry run python src/dataset/dataset01/make_dataset.py [n_folds=5] [seed=42] [force=true]
+    poetry run python src/dataset/dataset01/make_dataset.py cv.splitter._target_=sklearn.model_selection.KFold \
+        cv.stratify=null
+
+The folds come from the `cv` node of the config (a scikit-learn splitter by `_target_`, src/utils/cv.py).
 
 Writes _data/data/dataset01/{train,test}.parquet and manifest.json (source, counts, content hash) and logs an
 MLflow run in experiment `dataset01` (src/utils/stage.py: up-to-date check, run, manifest, atomic output).
@@ -10,14 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import MISSING, DictConfig
-from sklearn.model_selection import StratifiedKFold
 
 from src.dataset import raw_data
+from src.utils.competition import load as load_competition
+from src.utils.cv import assign_folds
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.hashing import files_sha256
 from src.utils.paths import config_dir, resolve
@@ -27,31 +33,21 @@ from src.utils.stage import build_stage
 
 @dataclass
 class Config(StageConfig):
-    raw_dir: str = MISSING
+    raw_dir: str | None = None  # None: the competition's raw_dir
     n_folds: int = MISSING
     seed: int = MISSING
+    cv: Any = MISSING  # splitter (_target_), stratify, groups: src/utils/cv.py
 
     def check(self) -> None:
+        super().check()
         require(self.n_folds >= 2, "n_folds", self.n_folds, "a whole number >= 2 (e.g. n_folds=5)")
-
-
-def assign_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    counts = np.bincount(labels, minlength=10)
-    smallest = counts[counts > 0].min()
-    if smallest < n_folds:
-        raise WorkspaceError(f"n_folds={n_folds} but the rarest class has only {smallest} rows; "
-                             f"use n_folds<={smallest} or more data")
-    folds = np.full(len(labels), -1, dtype=np.int8)
-    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (_, valid_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        folds[valid_idx] = fold
-    return folds
 
 
 def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
     labels, pixels = raw_data.load_train_csv(raw_dir / "train.csv")
     test_pixels = raw_data.load_test_csv(raw_dir / "test.csv")
-    folds = assign_folds(labels, int(cfg.n_folds), int(cfg.seed))
+    cv = assign_folds(cfg.cv, pd.DataFrame({"label": labels}))
+    folds = cv.folds.astype(np.int8)
     train = pd.DataFrame(pixels, columns=raw_data.PIXEL_COLUMNS)
     train.insert(0, "fold", folds)
     train.insert(0, "label", labels)
@@ -65,7 +61,7 @@ def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
         "counts": {"train_rows": len(train), "test_rows": len(test),
                    "per_class": {str(k): int(v) for k, v in enumerate(np.bincount(labels, minlength=10))},
                    "per_fold": {str(k): int(v) for k, v in enumerate(np.bincount(folds))}},
-        "n_folds": int(cfg.n_folds),
+        **cv.facts(),
         "seed": int(cfg.seed),
     }
 
@@ -73,7 +69,7 @@ def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
 @hydra.main(config_path=config_dir(__file__), config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> str:
-    raw_dir = resolve(cfg.raw_dir)
+    raw_dir = resolve(cfg.raw_dir) if cfg.raw_dir else load_competition(cfg.competition).raw_dir
     if not (raw_dir / "train.csv").is_file():
         raise WorkspaceError(f"no raw data in {raw_dir}; run `bash scripts/prepare_data.sh` first")
     source = raw_data.read_source(raw_dir)

@@ -75,6 +75,7 @@ def write(dataset_dir: Path, dataset: dict, cfg: DictConfig, out: Path) -> dict:
                     "run_id": dataset["mlflow_run_id"]},
         "source": dataset["source"],
         "n_folds": dataset["n_folds"],
+        "cv": dataset.get("cv", {}),
         "normalization": {"method": norm.method, "mean": mean, "std": std},
         "shapes": {"train_x": list(train_images.shape), "test_x": list(test_images.shape)},
         "dtype": "float32",

@@ -1,8 +1,10 @@
-"""model01's data: the feature01 arrays as tensors, validated on one fold and trained on the others."""
+"""model01's data: the feature01 arrays as tensors, validated on one fold and trained on the others; the test
+images for predictions."""
 
 from __future__ import annotations
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.utils.features import Features
@@ -14,6 +16,9 @@ class DigitDataModule(pl.LightningDataModule):
         self.features, self.fold, self.batch_size, self.num_workers = features, fold, batch_size, num_workers
 
     def setup(self, stage: str) -> None:
+        if stage == "predict":
+            self.test_set = TensorDataset(torch.from_numpy(self.features.test[0]))
+            return
         train, valid = self.features.fold_tensors(self.fold)  # shared by the trials of a sweep
         self.train_set, self.valid_set = TensorDataset(*train), TensorDataset(*valid)
 
@@ -26,3 +31,8 @@ class DigitDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.valid_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        if not hasattr(self, "test_set"):
+            self.setup("predict")
+        return self._loader(self.test_set, shuffle=False)
