@@ -1,4 +1,5 @@
-"""Raw data in the Kaggle "Digit Recognizer" layout, and the three ways to fill it.
+"""Raw data of the Digit Recognizer competition: its layout, its checks (used by dataset01) and its offline
+sources (config/competition/digit-recognizer.yaml `sources`: the sample and MNIST IDX files).
 
 _data/data/raw/
     train.csv              label,pixel0..pixel783   (uint8 pixels 0-255, labels 0-9)
@@ -10,9 +11,7 @@ _data/data/raw/
 from __future__ import annotations
 
 import gzip
-import shutil
 import struct
-import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,41 +149,6 @@ def prepare_mnist(src_dir: Path, raw_dir: Path) -> dict:
             raise WorkspaceError(f"{split} labels in {src_dir} contain {labels.max()}; MNIST labels are 0-9")
     source = {"source": "mnist-idx", "is_sample": False, "from": str(src_dir)}
     write_layout(raw_dir, arrays["train_images"], arrays["train_labels"], arrays["test_images"], source)
-    return read_json(raw_dir / "SOURCE.json")
-
-
-# --------------------------------------------------------------------------------------------------
-# Kaggle competition files
-# --------------------------------------------------------------------------------------------------
-def prepare_kaggle(src: Path, raw_dir: Path) -> dict:
-    """Copy the competition's CSVs from a folder or from the downloaded `digit-recognizer.zip`."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    (raw_dir / "SOURCE.json").unlink(missing_ok=True)
-    if src.is_file() and zipfile.is_zipfile(src):
-        with zipfile.ZipFile(src) as zf:
-            names = {Path(n).name: n for n in zf.namelist()}
-            missing = [n for n in RAW_FILES if n not in names]
-            if missing:
-                raise WorkspaceError(f"{src} lacks {', '.join(missing)}; download it with "
-                                     f"`kaggle competitions download -c digit-recognizer`")
-            for name in RAW_FILES:
-                with zf.open(names[name]) as fin, atomic_file(raw_dir / name, "wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-    elif src.is_dir():
-        missing = [n for n in RAW_FILES if not (src / n).is_file()]
-        if missing:
-            raise WorkspaceError(f"{src} lacks {', '.join(missing)}; unzip the Kaggle download there")
-        for name in RAW_FILES:
-            with open(src / name, "rb") as fin, atomic_file(raw_dir / name, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-    else:
-        raise WorkspaceError(f"{src} is neither a folder nor a zip file; pass the unzipped competition "
-                             f"folder or digit-recognizer.zip")
-    load_train_csv(raw_dir / "train.csv")
-    load_test_csv(raw_dir / "test.csv")
-    write_json(raw_dir / "SOURCE.json", {"source": "kaggle:digit-recognizer", "is_sample": False,
-                                         "from": str(src),
-                                         "created": datetime.now(UTC).isoformat(timespec="seconds")})
     return read_json(raw_dir / "SOURCE.json")
 
 

@@ -39,7 +39,8 @@ class Folds:
     def facts(self) -> dict:
         counts = np.bincount(self.folds[self.folds >= 0], minlength=self.n_folds)
         cv = {"splitter": self.splitter, "ordered": self.ordered, "folds_hash": self.hash,
-              "unvalidated_rows": int((self.folds < 0).sum()), "per_fold": {str(k): int(v) for k, v in enumerate(counts)}}
+              "unvalidated_rows": int((self.folds < 0).sum()),
+              "per_fold": {str(k): int(v) for k, v in enumerate(counts)}}
         return {"n_folds": self.n_folds, "cv": cv}
 
 

@@ -1,0 +1,26 @@
+"""model02 inference: a trained run's model(s) on the test features -> Kaggle submission.csv.
+
+    poetry run python src/model/model02/predict.py run_id=<run_id>     # run_id=best: best run of model02
+
+Nothing here differs from the shared prediction (src/utils/submission.py); a copy whose prediction differs
+(test-time augmentation, another output format) writes its own here.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.paths import config_dir
+from src.utils.schema import PredictConfig, preflight
+from src.utils.submission import write_submission
+
+
+@hydra.main(config_path=config_dir(__file__), config_name="predict")
+def main(cfg: DictConfig) -> str:
+    return write_submission(cfg)
+
+
+if __name__ == "__main__":
+    preflight(__file__, PredictConfig, "predict")
+    main()
