@@ -1,17 +1,19 @@
 """A run, packed for a Kaggle code competition: `bash scripts/kaggle_pack.sh <run_id> [--push]`.
 
 Writes outputs/kaggle/<run_id>/
-  dataset/   the Kaggle dataset: code/ (the code logged with the run), models/ (every model of the run: each fold's
-             for a fold=all run), config.yaml (resolved), preprocess.json (how the features were made from the
-             competition's images), dataset-metadata.json
+  dataset/   the Kaggle dataset: code/ (the code logged with the run, the dataset and feature folders that made its
+             features, their configs in stages.json, the competition file, the run's config.yaml), models/ (every
+             model of the run: each fold's for a fold=all run), dataset-metadata.json
   notebook/  the offline inference notebook (inference.ipynb, internet off) and kernel-metadata.json naming the
              dataset and the competition as its sources
 
-The notebook imports only the packed code and torch; it reads $KAGGLE_INPUT (default /kaggle/input), where the
-dataset sits at <slug>/ and the competition at digit-recognizer/, and writes $KAGGLE_WORKING/submission.csv
-(default /kaggle/working). The script prints the kaggle commands that upload both; with --push it runs them when
-Kaggle credentials are configured (KAGGLE_USERNAME and KAGGLE_KEY, from the environment or .env, or
-~/.kaggle/kaggle.json); the credentials are never printed or written into the pack.
+The notebook runs the experiment's own code (src/utils/inference.py): the packed dataset and feature stages on the
+competition's files, then the run's data module and models through Lightning, into the competition's submission,
+checked against its sample_submission.csv, as `predict.py` does. It reads $KAGGLE_INPUT (default /kaggle/input),
+where the dataset sits at <slug>/ and the competition at <competition slug>/, and writes
+$KAGGLE_WORKING/submission.csv (default /kaggle/working). The script prints the kaggle commands that upload both;
+with --push it runs them when Kaggle credentials are configured (KAGGLE_USERNAME and KAGGLE_KEY, from the
+environment or .env, or ~/.kaggle/kaggle.json); the credentials are never printed or written into the pack.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ import nbformat
 from src.utils.errors import WorkspaceError
 from src.utils.io import read_json
 from src.utils.paths import OUTPUTS_DIR, ROOT, resolve, shown
-
-COMPETITION = "digit-recognizer"
 
 
 def kaggle_username() -> str | None:
@@ -56,70 +56,84 @@ def slug_of(text: str) -> str:
     return slug[:50] or "model"
 
 
-def notebook(slug: str, n_models: int) -> nbformat.NotebookNode:
-    """The inference notebook: only the packed code, torch, numpy and pandas."""
+def notebook(slug: str, competition_slug: str, run: str, n_models: int) -> nbformat.NotebookNode:
+    """The inference notebook: the packed code, run on the competition's files."""
     cells = [
         nbformat.v4.new_markdown_cell(
-            f"# Inference: {slug}\n\nOffline inference for the Digit Recognizer competition with the model(s) packed "
-            f"in the dataset `{slug}` ({n_models} model(s); several are averaged). "
-            f"Made by `bash scripts/kaggle_pack.sh`."),
+            f"# Inference: {slug}\n\nOffline inference for `{competition_slug}` with run `{run}` ({n_models} "
+            f"model(s); several are combined as the competition config says), packed in the dataset `{slug}` by "
+            f"`bash scripts/kaggle_pack.sh`. The features are made again from the competition's files by the "
+            f"experiment's own dataset and feature code, then predicted by its own data module and models."),
         nbformat.v4.new_code_cell(
-            "import json, os, sys\n"
+            "import os, sys\n"
             "from pathlib import Path\n\n"
-            "import numpy as np\nimport pandas as pd\nimport torch\n\n"
             "INPUT = Path(os.environ.get('KAGGLE_INPUT', '/kaggle/input'))\n"
             "WORKING = Path(os.environ.get('KAGGLE_WORKING', '/kaggle/working'))\n"
             f"PACK = INPUT / {slug!r}\n"
-            f"COMPETITION = INPUT / {COMPETITION!r}\n"
-            "sys.path.insert(0, str(PACK / 'code'))  # the code the run was trained with: its model class"),
+            f"COMPETITION = INPUT / {competition_slug!r}\n"
+            "sys.path.insert(0, str(PACK / 'code'))  # the experiment's code, as the run was trained with it\n"
+            "from src.utils.inference import check_against_sample, pack_submission, rebuild_features"),
         nbformat.v4.new_code_cell(
-            "prep = json.loads((PACK / 'preprocess.json').read_text())\n"
-            "test = pd.read_csv(COMPETITION / 'test.csv')\n"
-            "pixels = [c for c in test.columns if c.startswith('pixel')]\n"
-            "x = test[pixels].to_numpy(np.uint8).reshape(-1, *prep['image_shape']).astype(np.float32)\n"
-            "norm = prep['normalization']  # as the feature folder made the training features\n"
-            "if norm['method'] != 'none':\n"
-            "    x /= 255.0\n"
-            "if norm['method'] == 'standardize':\n"
-            "    x -= norm['mean']\n"
-            "    x /= norm['std']\n"
-            "x.shape"),
+            "features = rebuild_features(PACK / 'code', COMPETITION, WORKING / 'features')\n"
+            "same = features.content_hash == (PACK / 'code' / 'features_hash.txt').read_text().strip()\n"
+            "print(features, '- the same features the run was trained on' if same else\n"
+            "      '- other data than the run saw (e.g. the hidden test set)')"),
         nbformat.v4.new_code_cell(
-            "def predict(model, x, batch_size=1024):\n"
-            "    model.eval()\n"
-            "    with torch.inference_mode():\n"
-            "        batches = torch.from_numpy(x).split(batch_size)\n"
-            "        return torch.cat([model.predict_step(b, i) for i, b in enumerate(batches)]).numpy()\n\n"
-            "paths = sorted((PACK / 'models').glob('*.pth'))\n"
-            "models = [torch.load(p, map_location='cpu', weights_only=False) for p in paths]\n"
-            "probs = np.mean([predict(m, x) for m in models], axis=0)\n"
-            "submission = pd.DataFrame({'ImageId': np.arange(1, len(x) + 1), 'Label': probs.argmax(1)})\n"
+            "submission = pack_submission(PACK, features)\n"
+            "check_against_sample(submission, COMPETITION, PACK / 'code')\n"
             "WORKING.mkdir(parents=True, exist_ok=True)\n"
             "submission.to_csv(WORKING / 'submission.csv', index=False)\n"
-            "print(f'{len(paths)} model(s), {len(submission)} rows -> {WORKING / \"submission.csv\"}')"),
+            "print(f'{len(submission)} rows -> {WORKING / \"submission.csv\"}')\n"
+            "submission.head()"),
     ]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
 
+def stage_of(manifest: dict, stage: str) -> dict:
+    """A data stage that made the run's features: its folder, its resolved config (as its run logged it) and run,
+    after checking that today's folder still holds the code that ran."""
+    import mlflow
+
+    from src.utils.hashing import tree_sha256
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(manifest["mlflow_run_id"])
+    folder = run.data.tags.get("experiment_folder", "")
+    if not folder.startswith(f"src/{stage}/") or tree_sha256(ROOT / folder) != run.data.tags.get("code_hash"):
+        raise WorkspaceError(f"{folder or 'the ' + stage + ' folder'} differs from the code that built the run's "
+                             f"data (run {run.info.run_id[:8]}); restore it, or rebuild the data and retrain")
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(client.download_artifacts(run.info.run_id, "config.yaml")))
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise WorkspaceError(f"the {stage} run {run.info.run_id[:8]} logged no config.yaml (made by an older version); "
+                             f"rebuild it: poetry run python {folder}/{ENTRY[stage]} force=true") from exc
+    return {"folder": Path(folder).name, "config": config, "run_id": run.info.run_id}
+
+
+ENTRY = {"dataset": "make_dataset.py", "feature": "build_features.py"}
+
+
 def pack(run_id: str, user: str | None, slug: str | None, out_root: Path = OUTPUTS_DIR / "kaggle") -> Path:
     import mlflow
 
     from src.utils.reload import load_run
+    from src.utils.submission import run_features
 
     run = load_run(run_id)
-    fold_all = str(run.params.get("fold")) == "all"
-    feature_dir = resolve(run.config.get("feature_dir", "_data/feature/feature01"))
-    manifest = read_json(feature_dir / "manifest.json") if (feature_dir / "manifest.json").is_file() else None
-    trained_on = run.tags.get(f"{feature_dir.name}_hash")
-    if manifest is None or (trained_on and trained_on != manifest["content_hash"]):
-        raise WorkspaceError(f"{shown(feature_dir)} no longer holds the features run {run_id[:8]} was trained on "
-                             f"(its preprocessing goes into the pack); rebuild them: "
-                             f"poetry run python src/feature/{feature_dir.name}/build_features.py")
+    competition = run.competition()
+    features = run_features(run)
+    dataset_manifest = read_json(resolve(features.manifest["dataset"]["dir"]) / "manifest.json")
+    stages = {"dataset": stage_of(dataset_manifest, "dataset"), "feature": stage_of(features.manifest, "feature")}
     user = user or kaggle_username() or "your-kaggle-username"
     slug = slug_of(slug or f"{run.experiment}-{run_id[:8]}")
-    names = [f"model_fold{k}" for k in range(int(manifest["n_folds"]))] if fold_all else ["model"]
+    fold_all = str(run.params.get("fold")) == "all"
+    names = [f"model_fold{k}" for k in run.tags.get("fold_models", "").split(",") if k] if fold_all else ["model"]
+    if fold_all and not names:
+        names = [f"model_fold{k}" for k in range(features.n_folds)]
 
     dest = out_root / run_id
     out_root.mkdir(parents=True, exist_ok=True)
@@ -132,19 +146,34 @@ def pack(run_id: str, user: str | None, slug: str | None, out_root: Path = OUTPU
             local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{name}"))
             shutil.copyfile(local / "data" / "model.pth", dataset / "models" / f"{name}.pth")
         mlflow.artifacts.download_artifacts(f"runs:/{run_id}/code", dst_path=str(dataset))  # -> dataset/code
-        shutil.copyfile(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/config.yaml"), dataset / "config.yaml")
-        prep = {"feature_folder": feature_dir.name, "feature_hash": manifest["content_hash"],
-                "normalization": manifest["normalization"], "image_shape": manifest["shapes"]["test_x"][1:]}
-        (dataset / "preprocess.json").write_text(json.dumps(prep, indent=2))
+        code = dataset / "code"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        if not (code / "src" / "utils" / "inference.py").is_file():  # a run logged before packs ran its own code
+            shutil.rmtree(code / "src" / "utils")
+            shutil.copytree(ROOT / "src" / "utils", code / "src" / "utils", ignore=ignore)
+            print(f"note: run {run_id[:8]} was logged before packed inference existed; packing today's src/utils "
+                  f"with its own model folder")
+        for stage, info in stages.items():  # the stage folders, and the modules of their stage they import
+            shutil.copytree(ROOT / "src" / stage / info["folder"], code / "src" / stage / info["folder"],
+                            ignore=ignore, dirs_exist_ok=True)
+            for module in (ROOT / "src" / stage).glob("*.py"):
+                shutil.copyfile(module, code / "src" / stage / module.name)
+        shutil.copyfile(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/config.yaml"), code / "config.yaml")
+        (code / "config" / "competition").mkdir(parents=True)
+        from omegaconf import OmegaConf
+
+        (code / "config" / "competition" / f"{competition.name}.yaml").write_text(OmegaConf.to_yaml(competition.cfg))
+        (code / "stages.json").write_text(json.dumps(stages, indent=2))
+        (code / "features_hash.txt").write_text(features.content_hash + "\n")
         (dataset / "dataset-metadata.json").write_text(json.dumps(
             {"title": f"{run.experiment} run {run_id[:8]}"[:50], "id": f"{user}/{slug}",
              "licenses": [{"name": "CC0-1.0"}]}, indent=2))
-        nbformat.write(notebook(slug, len(names)), nb_dir / "inference.ipynb")
+        nbformat.write(notebook(slug, competition.slug, run_id, len(names)), nb_dir / "inference.ipynb")
         (nb_dir / "kernel-metadata.json").write_text(json.dumps(
             {"id": f"{user}/{slug}-inference", "title": f"{slug}-inference", "code_file": "inference.ipynb",
              "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": False,
              "enable_internet": False, "dataset_sources": [f"{user}/{slug}"],
-             "competition_sources": [COMPETITION], "kernel_sources": []}, indent=2))
+             "competition_sources": [competition.slug], "kernel_sources": []}, indent=2))
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)  # a complete pack or none: never a half-written folder that looks valid
@@ -169,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bash scripts/kaggle_pack.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_id", help="a FINISHED training run (or `best`: the best run of --experiment)")
-    parser.add_argument("--experiment", default="model01", help="for run_id=best (default model01)")
+    parser.add_argument("--experiment", help="the model folder's experiment for run_id=best, e.g. model01")
     parser.add_argument("--user", help="your Kaggle username (default: from the Kaggle credentials)")
     parser.add_argument("--slug", help="the dataset's name on Kaggle (default: <experiment>-<run_id[:8]>)")
     parser.add_argument("--push", action="store_true", help="upload the dataset and push the notebook")
@@ -177,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from src.utils.reload import best_run_id
 
+        if args.run_id == "best" and not args.experiment:
+            raise WorkspaceError("run_id=best needs --experiment NAME (the model folder's experiment, e.g. model01)")
         run_id = best_run_id(args.experiment) if args.run_id == "best" else args.run_id
         dest = pack(run_id, args.user, args.slug)
         meta = json.loads((dest / "dataset" / "dataset-metadata.json").read_text())

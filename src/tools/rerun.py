@@ -50,12 +50,16 @@ def check_lineage(tags: dict[str, str], config: dict) -> None:
                              f"had them (same raw data and configs): {' && '.join([*steps, rebuild_features])}")
 
 
-def shadow_workspace(code: Path, folder: str, config_yaml: str) -> Path:
-    """The logged code as a workspace of its own (its `src`, the run's config) that reads and writes this
-    workspace's data, logs and outputs; returns its train.py."""
+def shadow_workspace(code: Path, folder: str, config_yaml: str, competition: tuple[str, str] | None) -> Path:
+    """The logged code as a workspace of its own (its `src`, the run's config and competition file) that reads and
+    writes this workspace's data, logs and outputs; returns its train.py."""
     config_dir = code / "config" / Path(folder).relative_to("src")
     config_dir.mkdir(parents=True)
     (config_dir / "config.yaml").write_text(config_yaml)
+    if competition is not None:
+        name, text = competition
+        (code / "config" / "competition").mkdir(parents=True)
+        (code / "config" / "competition" / f"{name}.yaml").write_text(text)
     for name in ("_data", "logs", "outputs", "multirun"):
         os.symlink(ROOT / name, code / name)
     return code / folder / "train.py"
@@ -82,18 +86,31 @@ def main(argv: list[str] | None = None) -> int:
             raise WorkspaceError(f"no run {args.run_id!r} in {tracking_uri()}; copy a run_id from the MLflow UI "
                                  f"or the diary") from exc
         tags, folder = run.data.tags, run.data.tags.get("experiment_folder", "")
-        if run.info.status != "FINISHED" or not folder.startswith("src/model/") or tags.get("sweep") == "parent":
-            raise WorkspaceError(f"run {args.run_id[:8]} is not a FINISHED training run (status {run.info.status}, "
+        if tags.get("sweep") == "parent":
+            raise WorkspaceError(f"run {args.run_id[:8]} is a sweep's parent run, not a training run; rerun one of its "
+                                 f"trials (its best: the parent's best_run_id tag, {tags.get('best_run_id', '-')})")
+        if run.info.status != "FINISHED" or not folder.startswith("src/model/"):
+            raise WorkspaceError(f"run {args.run_id[:8]} is not a finished training run (status {run.info.status}, "
                                  f"folder {folder or '-'}); rerun takes what src/model/*/train.py recorded")
         with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
             config_file = client.download_artifacts(args.run_id, "config.yaml", tmp)
             config = OmegaConf.to_container(OmegaConf.load(config_file))
-            metric = f"best_{config.get('monitor', 'val_acc')}"
+            metric = f"best_{config.get('monitor') or run.data.params.get('monitor')}"
             if metric not in run.data.metrics:
                 raise WorkspaceError(f"run {args.run_id[:8]} has no {metric} to reproduce (a pruned trial?)")
             check_lineage(tags, config)
             code = Path(client.download_artifacts(args.run_id, "code", tmp))
-            train_py = shadow_workspace(code, folder, Path(config_file).read_text())
+            competition = None
+            if config.get("competition") or tags.get("competition"):
+                name = str(config.get("competition") or tags.get("competition"))
+                try:
+                    competition = (name, Path(client.download_artifacts(args.run_id, "competition.yaml", tmp)
+                                              ).read_text())
+                except (MlflowException, OSError):
+                    from src.utils.paths import CONFIG_DIR
+
+                    competition = (name, (CONFIG_DIR / "competition" / f"{name}.yaml").read_text())
+            train_py = shadow_workspace(code, folder, Path(config_file).read_text(), competition)
             out_dir = ROOT / "outputs" / f"{Path(folder).name}-rerun" / args.run_id[:8] / datetime.now().strftime(
                 "%Y-%m-%d_%H-%M-%S")
             print(f"re-running {args.run_id} with its logged code and config (log: {shown(out_dir)})", flush=True)

@@ -34,3 +34,15 @@ def predict_scores(models: list[pl.LightningModule], loader: Any, task, rule: st
     """Scores of several models (the folds of a run) on the same rows, combined by `rule` (mean or median)."""
     trainer = trainer or predict_trainer()
     return task.combine([task.activate(predict_outputs(m, loader, trainer)) for m in models], rule)
+
+
+def test_loader(datamodule: pl.LightningDataModule, features, batch_size: int = 1024) -> Any:
+    """The data module's predict_dataloader (the test rows); for a data module logged before data modules
+    predicted (array features only), the feature folder's test_x in batches, as predictions were made then."""
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+    from torch.utils.data import DataLoader, TensorDataset
+
+    datamodule.setup("predict")
+    if is_overridden("predict_dataloader", datamodule, parent=pl.LightningDataModule):
+        return datamodule.predict_dataloader()
+    return DataLoader(TensorDataset(torch.from_numpy(features.test[0])), batch_size=batch_size)

@@ -9,6 +9,7 @@ swaps the folder in at once: an output is complete or absent, never half-written
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import exit_on_user_error
-from src.utils.hashing import file_sha256, files_sha256, json_sha256, tree_sha256
-from src.utils.io import atomic_dir, read_json, write_json
+from src.utils.hashing import file_sha256, json_sha256, tree_sha256
+from src.utils.io import atomic_dir, read_json
+from src.utils.manifest import seal
 from src.utils.paths import experiment_of, resolve, shown
 from src.utils.runs import tracked_run
 from src.utils.schema import validate
@@ -67,16 +69,14 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
                      tags=tags, note=cfg.get("note")) as run:
         if reads is not None:
             log_data_input(*reads, context="source")
+        with tempfile.TemporaryDirectory() as logged:  # the resolved config, as packing and rerunning read it
+            (Path(logged) / "config.yaml").write_text(OmegaConf.to_yaml(config))
+            mlflow.log_artifact(str(Path(logged) / "config.yaml"))
         with atomic_dir(out_dir) as tmp:
             facts = write(tmp)
-            files = sorted(p for p in tmp.iterdir() if p.is_file())
-            content_hash = files_sha256(files, tmp)
-            manifest = {"stage": folder, **facts, "content_hash": content_hash, "inputs_fingerprint": fingerprint,
-                        "mlflow_run_id": run.info.run_id,
-                        "files": {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files}}
-            if cfg.get("competition"):
-                manifest["competition"] = str(cfg.competition)
-            write_json(tmp / "manifest.json", manifest)
+            extra = {"competition": str(cfg.competition)} if cfg.get("competition") else {}
+            manifest = seal(tmp, folder, facts, inputs_fingerprint=fingerprint, mlflow_run_id=run.info.run_id, **extra)
+            content_hash = manifest["content_hash"]
             mlflow.log_artifact(str(tmp / "manifest.json"))
         mlflow.set_tags({"content_hash": content_hash})
         log.info("wrote %s (content hash %s)", shown(out_dir), content_hash[:12])

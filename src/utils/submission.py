@@ -42,22 +42,11 @@ def run_features(run: LoadedRun) -> Features:
 
 def test_scores(run: LoadedRun, features: Features, batch_size: int | None = None) -> np.ndarray:
     """The run's scores on the test rows: its models through its data module's predict_dataloader."""
-    import pytorch_lightning as pl
-    from pytorch_lightning.utilities.model_helpers import is_overridden
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from src.utils.predictions import predict_scores, predict_trainer
+    from src.utils.predictions import predict_scores, predict_trainer, test_loader
 
     competition = run.competition()
     overrides = {"batch_size": batch_size} if batch_size else {}
-    datamodule = run.datamodule(features, 0, **overrides)
-    datamodule.setup("predict")
-    if is_overridden("predict_dataloader", datamodule, parent=pl.LightningDataModule):
-        loader = datamodule.predict_dataloader()
-    else:  # a data module of a run logged before data modules predicted: its array features, as then
-        import torch
-
-        loader = DataLoader(TensorDataset(torch.from_numpy(features.test[0])), batch_size=batch_size or 1024)
+    loader = test_loader(run.datamodule(features, 0, **overrides), features, batch_size or 1024)
     models = run.fold_models(features.n_folds)
     log.info("predicting the test rows with %d model(s) of run %s", len(models), run.run_id)
     accelerator = str(run.config.get("trainer", {}).get("accelerator", "cpu"))

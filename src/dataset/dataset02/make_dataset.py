@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from omegaconf import MISSING, DictConfig
 
-from src.utils.competition import Competition
 from src.utils.competition import load as load_competition
 from src.utils.cv import assign_folds
 from src.utils.errors import WorkspaceError, exit_on_user_error
@@ -64,7 +63,8 @@ def read_table(path: Path, required: list[str]) -> pd.DataFrame:
     return frame
 
 
-def write(raw_dir: Path, cfg: DictConfig, competition: Competition, out: Path) -> dict:
+def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
+    competition = load_competition(cfg.competition)
     (id_col,), (target,) = competition.ids, competition.targets
     train = read_table(raw_dir / "train.csv", [id_col, target])
     test = read_table(raw_dir / "test.csv", [id_col])
@@ -102,7 +102,7 @@ def main(cfg: DictConfig) -> str:
     raw_hash = files_sha256([p for p in raw_dir.iterdir() if p.suffix == ".csv"], raw_dir)
     tags = {"data_source": source["source"], "is_sample_data": str(bool(source.get("is_sample"))).lower()}
     return build_stage(cfg, __file__, Config, inputs={"raw": raw_hash},
-                       write=lambda out: write(raw_dir, cfg, competition, out),
+                       write=lambda out: write(raw_dir, cfg, out),
                        reads=("raw", raw_dir, raw_hash), tags=tags,
                        next_step="poetry run python src/feature/feature02/build_features.py")
 
