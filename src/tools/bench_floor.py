@@ -5,11 +5,12 @@ config/model/<experiment>/ is composed with Hydra's compose API (the same defaul
 groups as `train.py`, plus `lr=<trial value> max_epochs=<epochs>` as overrides), `cfg.model` is instantiated and
 `configure_optimizers()` builds the optimizer and scheduler; no model folder is imported here by name.
 Then the same features (the config's feature_dir), fold split, batch size, epochs, seeds and TPE sampler as
-`train.py -m 'lr=tag(log,interval(LOW,HIGH))'`, and nothing else: no Lightning loop (the LightningModule is
-called as a plain nn.Module), no MLflow, no checkpoints, no early stopping. It even draws the shuffling seeds
-from torch's global generator the way DataLoader does, so both sides train on the same batches and report the
-same accuracies. It writes one JSON timeline (the same events as src.tools.bench.timeline_callback) for
-src/tools/bench.py.
+`train.py -m 'lr=tag(log,interval(LOW,HIGH))'`, and nothing else: no Lightning loop (the LightningModule's own
+`training_step` and `validation_step` are called in a plain loop, their `self.log` calls caught and averaged over
+the epoch weighted by batch size, as Lightning does), no MLflow, no checkpoints, no early stopping. It even
+draws the shuffling seeds from torch's global generator the way DataLoader does, so both sides train on the
+same batches and report the same values. It writes one JSON timeline (the same events as
+src.tools.bench.timeline_callback) for src/tools/bench.py.
 
     python -m src.tools.bench_floor --config-dir config/model/<experiment> --trials N --epochs E --out FILE
         [--feature-dir DIR] [--lr-low 1e-4 --lr-high 1e-2]
@@ -32,12 +33,28 @@ import numpy as np
 import optuna
 import torch
 from omegaconf import DictConfig
-from torch.nn import functional as F
 
 from src.utils.features import load_features  # src.utils.paths with it: the ${root:} resolver the config needs
 from src.utils.paths import resolve
 
-MONITORS = ("val_acc", "val_loss")  # what the floor computes, as the experiment's `validation_step` logs them
+
+class CaughtLogs:
+    """Stands in for LightningModule.log: the epoch mean of each logged value, weighted by batch size."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.batch = 0
+
+    def __call__(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        n = int(kwargs.get("batch_size") or self.batch or 1)
+        self.sums[name] = self.sums.get(name, 0.0) + float(value) * n
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def mean(self, name: str) -> float:
+        if name not in self.sums:
+            raise SystemExit(f"error: the model's validation_step logs no {name!r} (the config's monitor)")
+        return self.sums[name] / self.counts[name]
 
 
 def _draw_seed() -> int:
@@ -75,6 +92,7 @@ def run_trial(cfg: DictConfig, epochs: int, data: dict[str, torch.Tensor], event
     np.random.seed(seed)
     torch.manual_seed(seed)
     model = hydra.utils.instantiate(cfg.model)  # what train.py's build() makes, with its optimizer factories
+    model.log = caught = CaughtLogs()  # the model's self.log(...) calls, without a Trainer
     opt, sched, interval, frequency = optimizers(model)
     x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
     bs = int(cfg.batch_size)
@@ -92,7 +110,8 @@ def run_trial(cfg: DictConfig, epochs: int, data: dict[str, torch.Tensor], event
             if i == 0 and not any(e["event"] == "first_step" for e in events):
                 events.append({"event": "first_step", "t": time.time()})
             idx = perm[start:start + bs]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            caught.batch = len(idx)
+            loss = model.training_step((x[idx], y[idx]), i)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -102,14 +121,13 @@ def run_trial(cfg: DictConfig, epochs: int, data: dict[str, torch.Tensor], event
         events.append({"event": "train_end", "t": time.time(), "samples": len(x)})
         model.eval()
         _draw_seed()  # the validation DataLoader's base seed
-        correct, loss_sum = 0, 0.0
+        caught.sums.clear()
+        caught.counts.clear()
         with torch.inference_mode():
-            for start in range(0, len(xv), bs):
-                logits = model(xv[start:start + bs])
-                # Lightning logs val_loss (the batch-size weighted mean over the epoch); same work here
-                loss_sum += float(F.cross_entropy(logits, yv[start:start + bs])) * len(logits)
-                correct += int((logits.argmax(1) == yv[start:start + bs]).sum())
-        value = correct / len(xv) if cfg.monitor == "val_acc" else loss_sum / len(xv)
+            for i, start in enumerate(range(0, len(xv), bs)):
+                caught.batch = len(xv[start:start + bs])
+                model.validation_step((xv[start:start + bs], yv[start:start + bs]), i)
+        value = caught.mean(str(cfg.monitor))
         best = max(best, value) if maximize else min(best, value)
         if sched is not None and interval == "epoch" and (epoch + 1) % frequency == 0:
             sched.step()
@@ -137,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     base = compose(config_dir, [f"max_epochs={args.epochs}"], hydra_config=True)
     if str(base.fold) == "all":
         raise SystemExit("error: the floor runs one validation fold; the config has fold=all")
-    if base.monitor not in MONITORS:
-        raise SystemExit(f"error: monitor={base.monitor}: the floor computes {' or '.join(MONITORS)} only")
     features = load_features(args.feature_dir or resolve(base.feature_dir))
     (x, y), (xv, yv) = features.fold_tensors(int(base.fold))  # the same tensors the data module gets
     data = {"x": x, "y": y, "xv": xv, "yv": yv}

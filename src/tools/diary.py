@@ -29,7 +29,6 @@ SHORT = 8  # run ids are shown like git hashes: enough to find the run in the ML
 KEY_PARAMS = ("lr", "batch_size", "dropout", "choice.optimizer", "fold", "max_epochs", "n_folds",
               "normalization.method")
 SWEEP_PARAMS = ("n_trials",)
-METRICS = ("best_val_acc", "objective")  # first one present is the run's score
 SEARCH_SPACE_CHARS = 80
 
 
@@ -134,10 +133,14 @@ def fmt_params(params: dict[str, str], names: Iterable[str]) -> str:
 
 
 def score(run: Any) -> str:
-    for name in METRICS:
-        if name in run.data.metrics:
-            return f"{name}={run.data.metrics[name]:.4f}"
-    return "-"
+    """The run's own best monitored value and its competition metric on the OOF rows, where it has them."""
+    metrics, shown = run.data.metrics, []
+    names = [f"best_{run.data.params['monitor']}"] if "monitor" in run.data.params else []
+    names += [f"oof_{run.data.tags['competition_metric']}"] if "competition_metric" in run.data.tags else []
+    for name in names or ["objective"]:
+        if name in metrics:
+            shown.append(f"{name}={metrics[name]:.4f}")
+    return " ".join(shown) or "-"
 
 
 def is_sweep_parent(run: Any) -> bool:

@@ -149,8 +149,9 @@ def pack(run_id: str, user: str | None, slug: str | None, out_root: Path = OUTPU
         code = dataset / "code"
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         if not (code / "src" / "utils" / "inference.py").is_file():  # a run logged before packs ran its own code
-            shutil.rmtree(code / "src" / "utils")
-            shutil.copytree(ROOT / "src" / "utils", code / "src" / "utils", ignore=ignore)
+            for shared in ("utils", "tasks"):
+                shutil.rmtree(code / "src" / shared, ignore_errors=True)
+                shutil.copytree(ROOT / "src" / shared, code / "src" / shared, ignore=ignore)
             print(f"note: run {run_id[:8]} was logged before packed inference existed; packing today's src/utils "
                   f"with its own model folder")
         for stage, info in stages.items():  # the stage folders, and the modules of their stage they import

@@ -89,15 +89,15 @@ class Competition:
 
     @functools.cached_property
     def task(self):
-        from src.utils.task import Task
+        from src.tasks import Task
 
         try:
             task = instantiate(self.cfg.task, targets=self.targets)
         except Exception as exc:
             raise WorkspaceError(f"{self.where}: task cannot be built ({_reason(exc)}); e.g. "
-                                 f"task: {{_target_: src.utils.task.Regression}}") from exc
+                                 f"task: {{_target_: src.tasks.Regression}}") from exc
         if not isinstance(task, Task):
-            raise WorkspaceError(f"{self.where}: task._target_ must be a src.utils.task.Task, not {type(task)}")
+            raise WorkspaceError(f"{self.where}: task._target_ must be a src.tasks.Task, not {type(task)}")
         return task
 
     @functools.cached_property

@@ -373,7 +373,8 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
         features = load_features(cfg.feature_dir)
         folds = folds_to_run(cfg, features.n_folds)
         competition = competition_of(cfg, features)
-        mlflow.set_tags({**features.lineage(), "competition": competition.name, "task": competition.task.kind})
+        mlflow.set_tags({**features.lineage(), "competition": competition.name, "task": competition.task.kind,
+                         "competition_metric": competition.metric.name})
         log_run_files(cfg, experiment_dir, features, folds)
         log_competition(competition)
         ckpt_dir = paths.LIGHTNING_DIR / experiment / run.info.run_id

@@ -1,5 +1,8 @@
 """What kind of prediction a competition asks for: the `task` node of config/competition/<name>.yaml.
 
+The tasks live here, beside the shared machinery (src/utils), which knows none of them: a competition names its
+task by `_target_` (`src.tasks.Regression`); a task of your own is a subclass of `Task` in this package.
+
 A task turns a model's raw outputs (what `validation_step` / `predict_step` return: logits or values) into
 scores (probabilities or values), scores into decisions (classes), and both into the out-of-fold columns, the
 submission's values and the plots that fit it. It also checks the outputs' shape on the first validation batch,
@@ -168,7 +171,7 @@ class Binary(Task):
         super().__init__(targets)
         if len(self.targets) != 1:
             raise WorkspaceError(f"a binary task has one target column, not {self.targets} (multi-label: "
-                                 f"src.utils.task.MultiLabel)")
+                                 f"src.tasks.MultiLabel)")
         self.threshold, self.classes = float(threshold), list(classes) if classes is not None else [0, 1]
 
     def expected(self) -> str:
