@@ -1,8 +1,8 @@
 """The analysis diary (scripts/new_diary.sh) and new experiment folders (scripts/new_experiment.sh).
 
-One prepared workspace serves the slow tests: model02 and feature02 are copied from model01 and feature01
-*before* anything runs, then the real pipeline runs (sample data -> dataset01 -> feature01 and feature02,
-one model02 run, a two-trial model02 sweep), so the diary has real runs of every kind to list. The refusals
+One prepared workspace serves the slow tests: model03 and feature03 are copied from model01 and feature01
+*before* anything runs (model02 and feature02 are the second sample competition's), then the real pipeline runs
+(sample data -> dataset01 -> feature01 and feature03, one model03 run, a two-trial model03 sweep), so the diary has real runs of every kind to list. The refusals
 run in a fresh copy each and take about a second.
 """
 
@@ -68,63 +68,63 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     copied = {stage: ok(ws.bash("scripts/new_experiment.sh", stage, f"{stage}01")) for stage in ("model", "feature")}
     ok(ws.bash("scripts/prepare_data.sh"))
     for script in ("src/dataset/dataset01/make_dataset.py", "src/feature/feature01/build_features.py",
-                   "src/feature/feature02/build_features.py"):
+                   "src/feature/feature03/build_features.py"):
         ok(ws.script(script))
-    trained = ok(ws.script("src/model/model02/train.py", "max_epochs=1", "note='baseline, one epoch'"))
-    ok(ws.script("src/model/model02/train.py", *SWEEP))
+    trained = ok(ws.script("src/model/model03/train.py", "max_epochs=1", "note='baseline, one epoch'"))
+    ok(ws.script("src/model/model03/train.py", *SWEEP))
     return SimpleNamespace(ws=ws, before=before, copied=copied, trained=trained)
 
 
 @pytest.mark.slow
-def test_model02_copy_trains_into_its_own_mlflow_experiment(pipeline) -> None:
+def test_model03_copy_trains_into_its_own_mlflow_experiment(pipeline) -> None:
     ws = pipeline.ws
     out = pipeline.copied["model"]
-    assert "created src/model/model02/ and config/model/model02/" in out
-    assert ".venv/bin/python src/model/model02/train.py" in out  # the command to run next
+    assert "created src/model/model03/ and config/model/model03/" in out
+    assert ".venv/bin/python src/model/model03/train.py" in out  # the command to run next
 
     # model01 is frozen: byte for byte what it was; the copy names itself and nothing else
     after = tree_state(ws.root)
     for rel, digest in pipeline.before.items():
         assert after.get(rel) == digest, f"{rel} changed"
-    copy_files = [*(ws.root / "src/model/model02").rglob("*.py"), ws.root / "config/model/model02/config.yaml"]
+    copy_files = [*(ws.root / "src/model/model03").rglob("*.py"), ws.root / "config/model/model03/config.yaml"]
     assert not any("model01" in p.read_text() for p in copy_files)
-    cfg = OmegaConf.load(ws.root / "config/model/model02/config.yaml")
-    assert cfg.experiment_name == "model02" and cfg.model._target_ == "src.model.model02.model.DigitCNN"
+    cfg = OmegaConf.load(ws.root / "config/model/model03/config.yaml")
+    assert cfg.experiment_name == "model03" and cfg.model._target_ == "src.model.model03.model.DigitCNN"
     assert cfg.feature_dir == "_data/feature/feature01"  # another stage's name: unchanged
-    assert cfg.data._target_ == "src.model.model02.data.DigitDataModule"
+    assert cfg.data._target_ == "src.model.model03.data.DigitDataModule"
     # only experiment code was copied: the machinery stays in src/utils
-    python = "".join(p.read_text() for p in (ws.root / "src/model/model02").rglob("*.py"))
+    python = "".join(p.read_text() for p in (ws.root / "src/model/model03").rglob("*.py"))
     for machinery in ("import gc", "import signal", "import mlflow", "KeyboardInterrupt", "gc.", "signal."):
         assert machinery not in python, machinery
-    assert cfg.hydra.callbacks.mlflow_sweep.folder == "model02"  # the sweep parent's tags name the copy
+    assert cfg.hydra.callbacks.mlflow_sweep.folder == "model03"  # the sweep parent's tags name the copy
 
-    assert "experiment=model02" in pipeline.trained
+    assert "experiment=model03" in pipeline.trained
     assert runs_of(ws, "model01") == []
-    runs = runs_of(ws, "model02")
+    runs = runs_of(ws, "model03")
     (single,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("sweep") != "parent"]
     assert single.info.status == "FINISHED" and "best_val_acc" in single.data.metrics
-    assert single.data.tags["experiment_folder"] == "src/model/model02" and single.data.tags["stage"] == "model"
-    assert single.data.params["experiment_name"] == "model02" and single.data.params["max_epochs"] == "1"
-    assert single.data.tags["hydra_output_dir"].startswith(str(ws.root / "outputs" / "model02"))
+    assert single.data.tags["experiment_folder"] == "src/model/model03" and single.data.tags["stage"] == "model"
+    assert single.data.params["experiment_name"] == "model03" and single.data.params["max_epochs"] == "1"
+    assert single.data.tags["hydra_output_dir"].startswith(str(ws.root / "outputs" / "model03"))
     (parent,) = [r for r in runs if r.data.tags.get("sweep") == "parent"]
-    assert parent.data.tags["experiment_folder"] == "src/model/model02"
-    assert parent.data.tags["optuna_study"].startswith("model02-")
+    assert parent.data.tags["experiment_folder"] == "src/model/model03"
+    assert parent.data.tags["optuna_study"].startswith("model03-")
 
 
 @pytest.mark.slow
-def test_feature02_copy_still_reads_dataset01(pipeline) -> None:
+def test_feature03_copy_still_reads_dataset01(pipeline) -> None:
     ws = pipeline.ws
-    cfg = OmegaConf.load(ws.root / "config/feature/feature02/config.yaml")
+    cfg = OmegaConf.load(ws.root / "config/feature/feature03/config.yaml")
     assert (cfg.experiment_name, cfg.dataset_dir, cfg.output_dir) == (
-        "feature02", "_data/data/dataset01", "_data/feature/feature02")
+        "feature03", "_data/data/dataset01", "_data/feature/feature03")
     dataset = read_json(ws.root / "_data/data/dataset01/manifest.json")
-    built = read_json(ws.root / "_data/feature/feature02/manifest.json")
-    assert built["dataset"]["hash"] == dataset["content_hash"] and built["stage"] == "feature02"
+    built = read_json(ws.root / "_data/feature/feature03/manifest.json")
+    assert built["dataset"]["hash"] == dataset["content_hash"] and built["stage"] == "feature03"
     assert (ws.root / "_data/feature/feature01/manifest.json").is_file()  # feature01's output is its own
-    (run,) = runs_of(ws, "feature02")
-    assert run.data.tags["experiment_folder"] == "src/feature/feature02"
+    (run,) = runs_of(ws, "feature03")
+    assert run.data.tags["experiment_folder"] == "src/feature/feature03"
     assert run.data.tags["dataset01_run_id"] == dataset["mlflow_run_id"]
-    assert "_data/feature/feature02" in pipeline.copied["feature"]  # says how a model would use it
+    assert "_data/feature/feature03" in pipeline.copied["feature"]  # says how a model would use it
 
 
 @pytest.mark.slow
@@ -138,20 +138,21 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
 
     client = ws.client()
     all_runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
-    assert len(all_runs) == 7  # dataset01, feature01, feature02, model02 run, sweep parent + 2 trials
+    assert len(all_runs) == 7  # dataset01, feature01, feature03, model03 run, sweep parent + 2 trials
     names = {e.experiment_id: e.name for e in client.search_experiments()}
     for run in all_runs:
         cells = row_of(text, run.info.run_id)
         assert cells[1] == names[run.info.experiment_id] and cells[4] == run.info.status
         assert run.info.run_id not in text  # short ids only
-    single = next(r for r in runs_of(ws, "model02") if not r.data.tags.get("mlflow.parentRunId")
+    single = next(r for r in runs_of(ws, "model03") if not r.data.tags.get("mlflow.parentRunId")
                   and r.data.tags.get("sweep") != "parent")
     cells = row_of(text, single.info.run_id)
     assert cells[3] == "run" and cells[5] == "lr=0.003 batch_size=64 dropout=0.25 optimizer=adamw fold=0 max_epochs=1"
-    assert cells[6] == f"best_val_acc={single.data.metrics['best_val_acc']:.4f}"
+    assert cells[6] == (f"best_val_acc={single.data.metrics['best_val_acc']:.4f} "
+                        f"oof_accuracy={single.data.metrics['oof_accuracy']:.4f}")
     assert cells[7] == "baseline, one epoch"  # the note given on the command line
 
-    parent = next(r for r in runs_of(ws, "model02") if r.data.tags.get("sweep") == "parent")
+    parent = next(r for r in runs_of(ws, "model03") if r.data.tags.get("sweep") == "parent")
     trials = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(trials) == 2
     assert row_of(text, trials[0].info.run_id)[3] == f"trial of {parent.info.run_id[:8]}"
@@ -159,7 +160,7 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
     assert row_of(runs_section, parent.info.run_id)[3:6] == ["sweep", "FINISHED", "n_trials=2"]
     best = parent.data.tags["best_run_id"]
     sweep_row = row_of(sweeps_section, parent.info.run_id)
-    assert sweep_row[0] == "model02" and sweep_row[3] == "2/2"
+    assert sweep_row[0] == "model03" and sweep_row[3] == "2/2"
     assert sweep_row[5] == f"best_val_acc={parent.data.metrics['best_val_acc']:.4f}" and sweep_row[6] == best[:8]
     assert sweep_row[7] == f"lr={float(parent.data.params['best.lr']):.4g}"
 
@@ -194,14 +195,15 @@ def test_diary_without_a_store_says_no_runs_yet(workspace: Workspace) -> None:
 
 def test_new_experiment_refuses_and_writes_nothing(workspace: Workspace) -> None:
     ws = workspace
-    ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))
-    (ws.root / "config/model/model03").mkdir()  # half an experiment: its number is taken too
+    ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))  # -> model03 (model02 is the regression sample)
+    (ws.root / "config/model/model04").mkdir()  # half an experiment: its number is taken too
     state = tree_state(ws.root)
     for args, message in [
-        (("model", "model01", "model02"), "src/model/model02 already exists"),
-        (("model", "model01", "model03"), "config/model/model03 already exists"),
+        (("model", "model01", "model03"), "src/model/model03 already exists"),
+        (("model", "model01", "model04"), "config/model/model04 already exists"),
         (("model", "model01", "model01"), "src/model/model01 already exists"),
-        (("model", "model09"), "no experiment folder src/model/model09; existing model folders: model01, model02"),
+        (("model", "model09"), "no experiment folder src/model/model09; existing model folders: model01, model02, "
+                               "model03"),
         (("model", "feature01"), "no experiment folder src/model/feature01"),
         (("models", "model01"), "unknown stage 'models'"),
         (("utils", "diary"), "unknown stage 'utils'"),
@@ -212,8 +214,8 @@ def test_new_experiment_refuses_and_writes_nothing(workspace: Workspace) -> None
         assert tree_state(ws.root) == state, f"{args} wrote something"
 
     # the next number is past every one in use (src/ or config/), and an explicit free name works
-    assert "src/model/model04/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))
-    assert "src/model/model07/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model02", "model07"))
+    assert "src/model/model05/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))
+    assert "src/model/model07/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model03", "model07"))
     assert (ws.root / "src/model/model07/train.py").read_text().startswith('"""model07: ')
     assert not [p for p in (*(ws.root / "src/model").iterdir(), *(ws.root / "config/model").iterdir())
                 if p.name.startswith(".")]  # no temporary folders left behind
@@ -224,16 +226,17 @@ def test_dataset_copy_renames_its_outputs_only(workspace: Workspace) -> None:
     (ws.root / "src/dataset/dataset01/__pycache__").mkdir(exist_ok=True)
     (ws.root / "src/dataset/dataset01/__pycache__/x.cpython-311.pyc").write_bytes(b"\0")
     out = ok(ws.bash("scripts/new_experiment.sh", "dataset", "dataset01"))
-    assert ".venv/bin/python src/dataset/dataset02/make_dataset.py" in out
-    yaml = (ws.root / "config/dataset/dataset02/config.yaml").read_text()
+    assert ".venv/bin/python src/dataset/dataset03/make_dataset.py" in out
+    yaml = (ws.root / "config/dataset/dataset03/config.yaml").read_text()
     cfg = OmegaConf.create(yaml)
-    assert (cfg.experiment_name, cfg.raw_dir, cfg.output_dir) == ("dataset02", "_data/data/raw", "_data/data/dataset02")
-    assert "dataset01" not in yaml and "${root:}/outputs/dataset02/" in yaml
-    code = (ws.root / "src/dataset/dataset02/make_dataset.py").read_text()
-    assert code.startswith('"""dataset02: ') and "src/dataset/dataset02/make_dataset.py" in code
+    assert (cfg.experiment_name, cfg.raw_dir, cfg.output_dir) == ("dataset03", None, "_data/data/dataset03")
+    assert cfg.competition == "digit-recognizer"  # the copy belongs to its source's competition
+    assert "dataset01" not in yaml and "${root:}/outputs/dataset03/" in yaml
+    code = (ws.root / "src/dataset/dataset03/make_dataset.py").read_text()
+    assert code.startswith('"""dataset03: ') and "src/dataset/dataset03/make_dataset.py" in code
     assert "src/feature/feature01/build_features.py" in code  # the hint names feature01: another stage
-    assert not (ws.root / "src/dataset/dataset02/__pycache__").exists()
-    assert oct((ws.root / "src/dataset/dataset02").stat().st_mode & 0o777) == oct(
+    assert not (ws.root / "src/dataset/dataset03/__pycache__").exists()
+    assert oct((ws.root / "src/dataset/dataset03").stat().st_mode & 0o777) == oct(
         (ws.root / "src/dataset/dataset01").stat().st_mode & 0o777)
 
 
@@ -242,6 +245,6 @@ def test_the_fast_tests_pick_up_the_copy(pipeline) -> None:
     """The copy is tested by the in-process tests over every folder without editing them."""
     ws = pipeline.ws
     res = ws.python("-m", "pytest", str(ws.root / "tests/test_experiments.py"), "-q", "-p", "no:cacheprovider",
-                    "-k", "model02 and not bad_command", "--rootdir", str(ws.root))
+                    "-k", "model03 and not bad_command", "--rootdir", str(ws.root))
     assert res.returncode == 0, res.stdout[-3000:]
     assert "2 passed" in res.stdout  # its config and schema, its training through the harness

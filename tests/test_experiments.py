@@ -24,7 +24,7 @@ import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspac
 from src.tools.new_experiment import ENTRY_SCRIPTS
 from src.utils import paths
 from src.utils.schema import check_command, preflight
-from tests.conftest import REPO, write_kaggle_csvs
+from tests.conftest import REPO
 
 STAGES = ("dataset", "feature", "model")
 FOLDERS = {stage: sorted(p.parent.name for p in (REPO / "config" / stage).glob("*/config.yaml")) for stage in STAGES}
@@ -65,20 +65,33 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def features(store: Path, tmp_path_factory) -> dict[str, Path]:
-    """Every feature folder's output, built by every dataset folder's output from tiny generated CSVs."""
+    """Every feature folder's output, built from the dataset folder its config names, built in turn from its
+    competition's offline sample (the competition's `sources.sample`, written into a temporary raw folder)."""
+    from omegaconf import OmegaConf
+
+    from src.utils import competition as competitions
+
     base = tmp_path_factory.mktemp("data")
-    raw = write_kaggle_csvs(base / "raw", n_train=150, n_test=20)
-    built = {}
+    raw: dict[str, Path] = {}
+    datasets: dict[str, Path] = {}
     for dataset in FOLDERS["dataset"]:
-        cfg = hydra_config("dataset", dataset, [f"raw_dir={raw}", f"output_dir={base / dataset}"], base / "out")
+        name = str(OmegaConf.load(REPO / "config/dataset" / dataset / "config.yaml").competition)
+        if name not in raw:
+            competition = competitions.load(name)
+            raw[name] = base / "raw" / name
+            competitions.instantiate(competition.cfg.sources.sample)(raw[name])
+        cfg = hydra_config("dataset", dataset, [f"raw_dir={raw[name]}", f"output_dir={base / dataset}"], base / "out")
         assert len(entry("dataset", dataset).main(cfg)) == 64
-        for feature in FOLDERS["feature"]:
-            out = base / f"{dataset}-{feature}"
-            cfg = hydra_config("feature", feature, [f"dataset_dir={base / dataset}", f"output_dir={out}"],
-                               base / "out")
-            assert len(entry("feature", feature).main(cfg)) == 64
-            assert np.load(out / "train_x.npy").shape == (150, 1, 28, 28)
-            built[feature] = out
+        datasets[dataset] = base / dataset
+    built = {}
+    for feature in FOLDERS["feature"]:
+        wanted = Path(str(OmegaConf.load(REPO / "config/feature" / feature / "config.yaml").dataset_dir)).name
+        out = base / feature
+        cfg = hydra_config("feature", feature, [f"dataset_dir={datasets[wanted]}", f"output_dir={out}"],
+                           base / "out")
+        assert len(entry("feature", feature).main(cfg)) == 64
+        assert len(np.load(out / "folds.npy")) == len(np.load(out / "train_y.npy"))
+        built[feature] = out
     return built
 
 
@@ -111,16 +124,21 @@ def test_model_folder_trains_through_the_harness(folder: str, features: dict[str
     exp = client.get_experiment_by_name(str(cfg.experiment_name))
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     (run,) = client.search_runs([exp.experiment_id])
-    assert run.info.status == "FINISHED" and 0 <= objective <= 1
+    assert run.info.status == "FINISHED" and np.isfinite(objective)
     assert run.data.tags["mlflow.note.content"] == "smaller batches, one epoch"  # the run's description
     # tensorboard=true: Lightning's TensorBoardLogger beside MLflow, one folder per run
     assert list((store / "tensorboard" / str(cfg.experiment_name) / run.info.run_id).glob("events.out.tfevents*"))
-    assert run.data.metrics["best_val_acc"] == pytest.approx(objective)
-    assert {"train_loss", "val_loss", "val_acc", "epoch_time_s", "oof_acc"} <= set(run.data.metrics)
+    assert run.data.metrics[f"best_{cfg.monitor}"] == pytest.approx(objective)
+    competition = run.data.tags["competition"]
+    metric = run.data.tags["competition_metric"]
+    assert {"train_loss", "val_loss", str(cfg.monitor), "epoch_time_s", f"oof_{metric}"} <= set(run.data.metrics)
     files = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "code", "oof_predictions.csv", "confusion_matrix.png", "checkpoints", "logs"} <= files
+    assert {"config.yaml", "competition.yaml", "code", "oof_predictions.csv", "checkpoints", "logs"} <= files
+    assert any(f.endswith(".png") for f in files)  # the task's plot (confusion matrix, prediction error, ...)
+    assert competition == str(probe.competition)
     code = {a.path for a in client.list_artifacts(run.info.run_id, "code/src/model")}
     assert code == {"code/src/model/__init__.py", f"code/src/model/{folder}"}
+    assert {"code/src/tasks", "code/src/utils"} <= {a.path for a in client.list_artifacts(run.info.run_id, "code/src")}
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.name == feature_dir.name
     assert dataset_input.dataset.digest == load_features(feature_dir).content_hash[:20]

@@ -98,18 +98,35 @@ def test_missing_mnist_file_names_it(tmp_path: Path) -> None:
         raw_data.prepare_mnist(tmp_path, tmp_path / "raw")
 
 
-def test_kaggle_files_from_folder_and_zip(tmp_path: Path) -> None:
+def test_kaggle_files_from_folder_and_zip_are_kept_as_they_are(tmp_path: Path) -> None:
+    from src.dataset.prepare_data import import_kaggle
+    from src.utils.competition import load
+    from src.utils.hashing import file_sha256
+
+    competition = load("digit-recognizer")
     src = write_kaggle_csvs(tmp_path / "download", n_train=40, n_test=10)
-    raw_data.prepare_kaggle(src, tmp_path / "raw1")
+    (src / "extra_notes.txt").write_text("any other file of the competition is kept too\n")
+    info = import_kaggle(src, competition, tmp_path / "raw1")
     assert (tmp_path / "raw1" / "train.csv").read_bytes() == (src / "train.csv").read_bytes()
+    assert (tmp_path / "raw1" / "extra_notes.txt").is_file()
+    assert info["files"]["train.csv"]["sha256"] == file_sha256(src / "train.csv")
+    assert (info["train_rows"], info["test_rows"]) == (40, 10)  # counted, never "?"
     zpath = tmp_path / "digit-recognizer.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
         for name in raw_data.RAW_FILES:
-            zf.write(src / name, name)
-    info = raw_data.prepare_kaggle(zpath, tmp_path / "raw2")
+            zf.write(src / name, f"digit-recognizer/{name}")
+    info = import_kaggle(zpath, competition, tmp_path / "raw2")
     assert info["source"] == "kaggle:digit-recognizer"
-    labels, _ = raw_data.load_train_csv(tmp_path / "raw2" / "train.csv")
+    labels, _ = raw_data.load_train_csv(tmp_path / "raw2" / "train.csv")  # dataset01's own check reads them
     assert len(labels) == 40
+    # any competition's files are taken as they are: the content is the dataset stage's business
+    (src / "train.csv").write_text("id,whatever\n1,2\n")
+    import_kaggle(src, competition, tmp_path / "raw3")
+    with pytest.raises(WorkspaceError, match="missing column"):
+        raw_data.load_train_csv(tmp_path / "raw3" / "train.csv")
+    (src / "test.csv").unlink()
+    with pytest.raises(WorkspaceError, match="lacks test.csv"):
+        import_kaggle(src, competition, tmp_path / "raw4")
 
 
 def _train_csv(tmp_path: Path, mutate) -> Path:

@@ -174,10 +174,23 @@ class ReportToTrial(pl.Callback):
 
 class CheckOutputs(pl.Callback):
     """The first validation batch's outputs (the sanity check's, or fast_dev_run's) checked against the task: a
-    model whose last layer cannot be the competition's task fails in seconds with one line, not after training."""
+    model whose last layer cannot be the competition's task fails in seconds with one line, not after training.
+
+    The model's `predict_step` (its outputs alone) is called on that batch first, so a shape that its own loss in
+    `validation_step` would trip over is reported as what it is; then what `validation_step` returns is checked.
+    """
 
     def __init__(self, task, where: str = "") -> None:
         self.task, self.where, self.done = task, where, False
+
+    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int,
+                                  dataloader_idx: int = 0) -> None:
+        if self.done:
+            return
+        with torch.no_grad():
+            outputs = pl_module.predict_step(batch, batch_idx)
+        if isinstance(outputs, torch.Tensor):
+            self.task.check_outputs(outputs)
 
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:

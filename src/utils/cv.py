@@ -80,6 +80,13 @@ def assign_folds(cv: DictConfig, frame: pd.DataFrame, where: str = "cv") -> Fold
     if "Group" in name and groups is None:
         raise WorkspaceError(f"{where}.splitter is {type(splitter).__name__} but {where}.groups is null; name the "
                              f"column of groups (e.g. {where}.groups=patient_id)")
+    n_splits = getattr(splitter, "n_splits", None)
+    if "Stratified" in name and n_splits:
+        counts = pd.Series(y).value_counts()
+        if counts.min() < n_splits:  # scikit-learn only warns, and some folds would lack the class
+            raise WorkspaceError(f"{where}: {type(splitter).__name__} with n_splits={n_splits}, but class "
+                                 f"{counts.idxmin()!r} of {cv.stratify} has only {counts.min()} rows; use n_splits<="
+                                 f"{counts.min()} or a splitter that does not stratify")
     folds = np.full(len(frame), -1, dtype=np.int64)
     ordered = True
     try:
