@@ -1,9 +1,9 @@
 """The analysis diary (scripts/new_diary.sh) and new experiment folders (scripts/new_experiment.sh).
 
 One prepared workspace serves the slow tests: model03 and feature03 are copied from model01 and feature01
-*before* anything runs (model02 and feature02 are the second sample competition's), then the real pipeline runs
-(sample data -> dataset01 -> feature01 and feature03, one model03 run, a two-trial model03 sweep), so the diary has real runs of every kind to list. The refusals
-run in a fresh copy each and take about a second.
+*before* anything runs (model02 and feature02 are the second sample competition's), then the real pipeline
+runs (sample data -> dataset01 -> feature01 and feature03, one model03 run, a two-trial model03 sweep), so the
+diary has real runs of every kind to list. The refusals run in a fresh copy each and take about a second.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ from src.utils.manifest import seal
 from tests.experiment.train import build
 from tests.test_experiments import hydra_config, store  # noqa: F401  (the module's MLflow store)
 
+pytestmark = pytest.mark.usefixtures("store")
+
 COMPETITIONS = {
     "tiny-multiclass": {
         "task": {"_target_": "src.tasks.Multiclass", "classes": ["cat", "dog", "owl"]}, "target": ["animal"],
@@ -137,7 +139,7 @@ def hydra_run(tmp_path: Path):
     return hydra_config("model", "model01", [], tmp_path / "hydra")
 
 
-def run_of(store: Path, experiment: str):
+def run_of(experiment: str):
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -151,14 +153,14 @@ def artifact(client, run_id: str, path: str) -> Path:
 
 @pytest.mark.parametrize("name,metric", [("tiny-multiclass", "accuracy"), ("tiny-binary", "roc_auc"),
                                          ("tiny-multilabel", "f1"), ("tiny-regression", "rmse")])
-def test_every_task_trains_scores_its_oof_and_predicts_the_test_rows(name, metric, competition_dir, store, hydra_run,
+def test_every_task_trains_scores_its_oof_and_predicts_the_test_rows(name, metric, competition_dir, hydra_run,
                                                                        tmp_path) -> None:
     from src.utils.harness import fit
 
     features = write_features(tmp_path / "features", name, {"_target_": "sklearn.model_selection.KFold",
                                                              "n_splits": 3, "shuffle": True, "random_state": 0})
     fit(config(name, features), build)
-    client, run = run_of(store, f"tasks-{name}")
+    client, run = run_of(f"tasks-{name}")
     assert run.info.status == "FINISHED" and run.data.tags["task"] == KIND[name]
     assert f"oof_{metric}" in run.data.metrics and np.isfinite(run.data.metrics[f"oof_{metric}"])
     oof = pd.read_csv(artifact(client, run.info.run_id, "oof_predictions.csv"))
@@ -189,7 +191,7 @@ def test_every_task_trains_scores_its_oof_and_predicts_the_test_rows(name, metri
     assert list(submission.columns) == ["row_id", *competition.targets]
 
 
-def test_image_files_from_disk_with_an_augmenting_data_module(competition_dir, store, hydra_run, tmp_path) -> None:
+def test_image_files_from_disk_with_an_augmenting_data_module(competition_dir, hydra_run, tmp_path) -> None:
     from src.utils.harness import fit
     from src.utils.reload import load_run
     from src.utils.submission import test_scores
@@ -198,7 +200,7 @@ def test_image_files_from_disk_with_an_augmenting_data_module(competition_dir, s
                                                                     "n_splits": 2}, images=True)
     assert not (features / "train_x.npy").exists()  # only file paths: the data module reads the PNGs
     fit(config("tiny-binary", features, images=True, experiment_name="tasks-images"), build)
-    client, run = run_of(store, "tasks-images")
+    client, run = run_of("tasks-images")
     assert run.info.status == "FINISHED" and "oof_roc_auc" in run.data.metrics
     # predict.py's path: the run's models and data module, loaded with the logged code, through trainer.predict
     loaded = load_run(run.info.run_id)
@@ -224,7 +226,7 @@ def test_group_kfold_keeps_groups_together_and_time_series_never_trains_on_the_f
         assert len(train) and train.max() < valid.min()  # only rows before the validation block
 
 
-def test_time_series_features_train_each_fold_on_the_past_only(competition_dir, store, hydra_run, tmp_path) -> None:
+def test_time_series_features_train_each_fold_on_the_past_only(competition_dir, hydra_run, tmp_path) -> None:
     from src.utils.harness import fit
 
     features = write_features(tmp_path / "ts", "tiny-regression",
@@ -234,13 +236,13 @@ def test_time_series_features_train_each_fold_on_the_past_only(competition_dir, 
         train, valid = loaded.split(k)
         assert train.max() < valid.min()
     fit(config("tiny-regression", features, experiment_name="tasks-ts"), build)
-    client, run = run_of(store, "tasks-ts")
+    client, run = run_of("tasks-ts")
     oof = pd.read_csv(artifact(client, run.info.run_id, "oof_predictions.csv"))
     assert run.info.status == "FINISHED" and len(oof) == (loaded.folds >= 0).sum() < N  # validated rows only
 
 
 @pytest.mark.parametrize("name,width", [("tiny-regression", 3), ("tiny-binary", 2), ("tiny-multiclass", 1)])
-def test_outputs_that_do_not_fit_the_task_fail_on_the_first_batch(name, width, competition_dir, store, hydra_run,
+def test_outputs_that_do_not_fit_the_task_fail_on_the_first_batch(name, width, competition_dir, hydra_run,
                                                                     tmp_path, capsys) -> None:
     from src.utils.harness import fit
 
@@ -251,7 +253,7 @@ def test_outputs_that_do_not_fit_the_task_fail_on_the_first_batch(name, width, c
     assert exit_.value.code == 2 and time.perf_counter() - start < 30
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: the model's validation_step returned outputs of shape")
-    client, run = run_of(store, f"tasks-bad-{name}")
+    client, run = run_of(f"tasks-bad-{name}")
     assert run.info.status == "FAILED" and "train_loss" not in run.data.metrics  # before any training epoch
 
 
