@@ -1,5 +1,6 @@
 """scripts/kaggle_pack.sh, offline: the packed notebook, executed with nbclient against a Kaggle-like input folder
-built here, writes the same submission as predict.py for the same run (a single-fold run and a fold=all run)."""
+built here, rebuilds the features with the packed dataset and feature code and writes the same submission as
+predict.py for the same run (a single-fold and a fold=all digit run, a fold=all run of the regression sample)."""
 
 from __future__ import annotations
 
@@ -22,33 +23,45 @@ def ws(prepared: Workspace) -> Workspace:
     return prepared
 
 
-def train(ws: Workspace, *overrides: str) -> str:
-    res = ws.script("src/model/model01/train.py", "max_epochs=1", *overrides)
+def train(ws: Workspace, *overrides: str, folder: str = "model01") -> str:
+    res = ws.script(f"src/model/{folder}/train.py", "max_epochs=1", *overrides)
     assert res.returncode == 0, res.stderr[-3000:]
     return res.stdout.split("run_id=")[1].split()[0]
 
 
-@pytest.mark.parametrize("fold", ["0", "all"])
-def test_packed_notebook_writes_the_submission_predict_writes(ws: Workspace, tmp_path: Path, fold: str) -> None:
-    run_id = train(ws, f"fold={fold}")
+# (model folder, fold, the competition's slug, its raw folder, its submission's columns)
+PACKS = [("model01", "0", "digit-recognizer", "_data/data/raw", ["ImageId", "Label"]),
+         ("model01", "all", "digit-recognizer", "_data/data/raw", ["ImageId", "Label"]),
+         ("model02", "all", "diabetes-sample", "_data/data/diabetes-sample/raw", ["id", "target"])]
+
+
+@pytest.mark.parametrize("folder,fold,competition,raw,columns", PACKS, ids=[f"{p[0]}-fold{p[1]}" for p in PACKS])
+def test_packed_notebook_writes_the_submission_predict_writes(ws: Workspace, tmp_path: Path, folder: str, fold: str,
+                                                              competition: str, raw: str, columns: list) -> None:
+    if folder == "model02" and not (ws.root / "_data/feature/feature02/manifest.json").is_file():
+        for script in ("src/dataset/dataset02/make_dataset.py", "src/feature/feature02/build_features.py"):
+            assert ws.script(script).returncode == 0
+    run_id = train(ws, f"fold={fold}", folder=folder)
     res = ws.bash("scripts/kaggle_pack.sh", run_id, "--user", "alice")
     assert res.returncode == 0, res.stderr[-3000:]
     dest = ws.root / "outputs/kaggle" / run_id
     meta = json.loads((dest / "dataset/dataset-metadata.json").read_text())
     kernel = json.loads((dest / "notebook/kernel-metadata.json").read_text())
     slug = meta["id"].split("/", 1)[1]
-    assert meta["id"] == f"alice/model01-{run_id[:8]}" and kernel["enable_internet"] is False
-    assert kernel["dataset_sources"] == [meta["id"]] and kernel["competition_sources"] == ["digit-recognizer"]
+    assert meta["id"] == f"alice/{folder}-{run_id[:8]}" and kernel["enable_internet"] is False
+    assert kernel["dataset_sources"] == [meta["id"]] and kernel["competition_sources"] == [competition]
     models = sorted(p.name for p in (dest / "dataset/models").iterdir())
     assert models == ([f"model_fold{k}.pth" for k in range(5)] if fold == "all" else ["model.pth"])
-    assert (dest / "dataset/code/src/model/model01/model.py").is_file()
+    assert (dest / f"dataset/code/src/model/{folder}/model.py").is_file()
+    stages = json.loads((dest / "dataset/code/stages.json").read_text())  # the experiment's own data code
+    assert (dest / "dataset/code/src/dataset" / stages["dataset"]["folder"] / "make_dataset.py").is_file()
+    assert (dest / "dataset/code/src/feature" / stages["feature"]["folder"] / "build_features.py").is_file()
     assert f"kaggle kernels push -p outputs/kaggle/{run_id}/notebook" in res.stdout
 
-    # Kaggle's layout: /kaggle/input/<slug>/ (the dataset) and /kaggle/input/digit-recognizer/ (the competition)
+    # Kaggle's layout: /kaggle/input/<slug>/ (the dataset) and /kaggle/input/<competition>/ (its files)
     kaggle_input, working = tmp_path / "input", tmp_path / "working"
     shutil.copytree(dest / "dataset", kaggle_input / slug)
-    (kaggle_input / "digit-recognizer").mkdir(parents=True)
-    shutil.copyfile(ws.root / "_data/data/raw/test.csv", kaggle_input / "digit-recognizer/test.csv")
+    shutil.copytree(ws.root / raw, kaggle_input / competition, ignore=shutil.ignore_patterns("SOURCE.json"))
     nb = nbformat.read(dest / "notebook" / kernel["code_file"], as_version=4)
     # the notebook sees only what Kaggle gives it: no workspace on its path, its own folder as the cwd
     env = {k: v for k, v in ws.env(KAGGLE_INPUT=str(kaggle_input), KAGGLE_WORKING=str(working)).items()
@@ -56,11 +69,13 @@ def test_packed_notebook_writes_the_submission_predict_writes(ws: Workspace, tmp
     NotebookClient(nb, timeout=300, kernel_name="python3").execute(cwd=str(tmp_path), env=env)
     packed = pd.read_csv(working / "submission.csv")
 
-    res = ws.script("src/model/model01/predict.py", f"run_id={run_id}")
+    res = ws.script(f"src/model/{folder}/predict.py", f"run_id={run_id}")
     assert res.returncode == 0, res.stderr[-3000:]
-    expected = pd.read_csv(res.stdout.split("submission: ")[1].split()[0])
-    assert list(packed.columns) == ["ImageId", "Label"]
-    pd.testing.assert_frame_equal(packed, expected)
+    local = Path(res.stdout.split("submission: ")[1].split()[0])
+    assert list(packed.columns) == columns
+    assert (working / "submission.csv").read_bytes() == local.read_bytes()  # the same file, byte for byte
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "the same features the run was trained on" in text
 
 
 def test_push_without_credentials_is_one_error_line(ws: Workspace) -> None:

@@ -62,7 +62,7 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
         for key in ("lr", "batch_size", "max_epochs", "weight_decay", "dropout", "choice.optimizer", "seed", "fold",
                     "model.channels", "optimizer._target_", "trainer.max_epochs", "callbacks.early_stopping.patience"):
             assert key in p, key
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "best_val_acc", "objective", "oof_acc",
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "best_val_acc", "objective", "oof_accuracy",
                     "epoch_time_s", "train_samples_per_s"):
             assert key in m, key
         assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 1  # one epoch
@@ -143,7 +143,10 @@ def test_single_run_cv_and_debug(ws: Workspace) -> None:
     assert len(client.get_metric_history(run_id, "fold3-val_acc")) == 1
     oof = pd.read_csv(client.download_artifacts(run_id, "oof_predictions.csv"))
     assert len(oof) == 1437 and sorted(oof["fold"].unique()) == [0, 1, 2, 3, 4]
-    assert m["oof_acc"] == pytest.approx((oof["pred"] == oof["label"]).mean())
+    assert m["oof_accuracy"] == pytest.approx((oof["pred_Label"] == oof["Label"]).mean())
+    assert {f"prob_{k}" for k in range(10)} <= set(oof.columns)
+    test = pd.read_csv(client.download_artifacts(run_id, "test_predictions.csv"))  # the fold models on test.csv
+    assert len(test) == 360 and list(test.columns[:2]) == ["ImageId", "pred_Label"]
     assert list((ws.root / "outputs/model01").glob("*/*/.hydra/config.yaml"))
     assert list((ws.root / "logs/lightning/model01" / run_id).glob("fold4/*.ckpt"))
 

@@ -19,7 +19,7 @@ from tests.conftest import REPO, Workspace
 
 NAMES = ("load_model.ipynb", "eda.ipynb")
 CELL_TIMEOUT = 180  # seconds per cell; a cold start of torch + mlflow on a busy machine stays well below
-REEVAL = re.compile(r"re-evaluated accuracy ([0-9.]+) = logged (\w+) ([0-9.]+) \(run (\w+)\)")
+REEVAL = re.compile(r"re-evaluated (\w+) ([0-9.]+) = logged (\w+) ([0-9.]+) \(run (\w+)\)")
 STRIP = ("strip it: .venv/bin/jupyter nbconvert --clear-output --inplace notebooks/<name>.ipynb "
          "(then set execution_count to null) before committing")
 
@@ -69,17 +69,33 @@ def execute(ws: Workspace, name: str, **env: str) -> str:
 
 def reevaluated(text: str) -> tuple[float, str, float, str]:
     match = REEVAL.search(text)
-    assert match, f"no 're-evaluated accuracy ... = logged ...' line in the output:\n{text[-3000:]}"
-    return float(match[1]), match[2], float(match[3]), match[4]
+    assert match, f"no 're-evaluated <metric> ... = logged ...' line in the output:\n{text[-3000:]}"
+    assert match[3] == f"oof_{match[1]}"
+    return float(match[2]), match[3], float(match[4]), match[5]
 
 
 @pytest.mark.slow
 def test_load_model_reevaluates_the_run(trained: tuple[Workspace, str]) -> None:
     ws, run_id = trained
-    logged = ws.client().get_run(run_id).data.metrics["best_val_acc"]
+    logged = ws.client().get_run(run_id).data.metrics["oof_accuracy"]
     acc, metric, printed_logged, used = reevaluated(execute(ws, "load_model.ipynb", RUN_ID=run_id))
-    assert used == run_id and metric == "best_val_acc"
+    assert used == run_id and metric == "oof_accuracy"
     assert acc == pytest.approx(logged, abs=1e-6) and printed_logged == pytest.approx(logged, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_load_model_checks_a_regression_run_with_its_own_metric(trained: tuple[Workspace, str]) -> None:
+    ws, _ = trained
+    for args in (("src/dataset/dataset02/make_dataset.py",), ("src/feature/feature02/build_features.py",),
+                 ("src/model/model02/train.py", "fold=all", "max_epochs=3")):
+        res = ws.script(*args)
+        assert res.returncode == 0, res.stderr[-3000:]
+    run_id = res.stdout.split("run_id=")[1].split()[0]
+    text = execute(ws, "load_model.ipynb", RUN_ID=run_id)
+    rmse, metric, logged, used = reevaluated(text)
+    assert used == run_id and metric == "oof_rmse"
+    assert rmse == pytest.approx(ws.client().get_run(run_id).data.metrics["oof_rmse"], rel=1e-6)
+    assert "regression" in text
 
 
 @pytest.mark.slow
@@ -91,7 +107,7 @@ def test_load_model_without_run_id_takes_the_best_run(trained: tuple[Workspace, 
                                  max_results=1)
     assert best.info.run_id == run_id
     acc, _, _, used = reevaluated(execute(ws, "load_model.ipynb"))
-    assert used == run_id and acc == pytest.approx(best.data.metrics["best_val_acc"], abs=1e-6)
+    assert used == run_id and acc == pytest.approx(best.data.metrics["oof_accuracy"], abs=1e-6)
 
 
 @pytest.mark.slow
