@@ -160,8 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         raise WorkspaceError("--raw-dir fills one competition's folder; pass --competition NAME with it")
     for competition in chosen:
         prepare(competition, args, several=len(chosen) > 1)
-    for folder in stage_folders("dataset", chosen) or ["<folder>"]:
+    folders = stage_folders("dataset", chosen)
+    for folder in folders:
         log.info("next: poetry run python src/dataset/%s/make_dataset.py", folder)
+    if not folders:
+        log.info("next: a dataset folder for %s: bash scripts/new_experiment.sh dataset <the closest datasetNN>, "
+                 "then competition: %s in its config (README: 'Start your own competition')",
+                 chosen[0].name, chosen[0].name)
     return 0
 
 

@@ -9,6 +9,7 @@ own `sample_submission.csv` (same columns, same ids, same row count) before a su
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.utils.errors import WorkspaceError
 from src.utils.paths import CONFIG_DIR, resolve, shown
 
+log = logging.getLogger(__name__)
 COMPETITION_DIR = CONFIG_DIR / "competition"
 # Hydra 1.4 builds `_target_`s only from packages a trusted call site names: metrics and tasks come from these.
 TARGETS = ("src.*", "sklearn.*", "torchmetrics.*", "scipy.*", "numpy.*")
@@ -131,7 +133,14 @@ class Competition:
         """Every metric on (out-of-fold) predictions: `scores` as the task makes them from model outputs."""
         labels = self.task.decide(scores)
         y = self.task.metric_target(y_true)
-        return {m.name: m(y, labels if m.input == "label" else self.task.metric_scores(scores)) for m in self.metrics}
+        out = {}
+        for m in self.metrics:
+            try:
+                out[m.name] = m(y, labels if m.input == "label" else self.task.metric_scores(scores))
+            except ValueError as exc:  # e.g. ROC-AUC on rows of one class only (a debug run's single batch)
+                log.warning("%s cannot be computed on these %d rows: %s", m.name, len(y), _reason(exc))
+                out[m.name] = float("nan")
+        return out
 
     # --- the submission ------------------------------------------------------------------------------
     def submission(self, ids: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
