@@ -190,8 +190,12 @@ def experiment(name: str) -> Experiment:
     dataset_dir = _inside_root(str(_compose(ROOT / "config/feature" / feature).dataset_dir),
                                f"dataset_dir of config/feature/{feature}/config.yaml")
     dataset = _writer("dataset", dataset_dir, "make_dataset.py")
-    raw_dir = _inside_root(str(_compose(ROOT / "config/dataset" / dataset).raw_dir),
-                           f"raw_dir of config/dataset/{dataset}/config.yaml")
+    dataset_cfg = _compose(ROOT / "config/dataset" / dataset)
+    if dataset_cfg.get("raw_dir") is None:  # the competition's raw folder
+        from src.utils.competition import load
+
+        dataset_cfg.raw_dir = str(load(str(dataset_cfg.competition)).cfg.raw_dir)
+    raw_dir = _inside_root(str(dataset_cfg.raw_dir), f"raw_dir of config/dataset/{dataset}/config.yaml")
     return Experiment(name=name, train_py=train_py, config_dir=config_dir,
                       mlflow_experiment=str(cfg.experiment_name), feature_dir=feature_dir, feature=feature,
                       dataset=dataset, raw_dir=raw_dir, batch_size=int(cfg.batch_size))

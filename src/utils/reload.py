@@ -92,10 +92,14 @@ class LoadedRun:
             return competitions.from_yaml(name or "logged", text)
         except (MlflowException, OSError):
             pass
-        if not name:
+        if not name:  # a run logged before competitions were config: its features', else its folder's today
             from src.utils.features import load_features
+            from src.utils.paths import CONFIG_DIR
 
             name = load_features(self.config.feature_dir).competition
+            folder_config = CONFIG_DIR / Path(self.folder).relative_to("src") / "config.yaml" if self.folder else None
+            if not name and folder_config is not None and folder_config.is_file():
+                name = OmegaConf.load(folder_config).get("competition")
         if not name:
             raise WorkspaceError(f"run {self.run_id[:8]} names no competition and its features none either; rebuild "
                                  f"the features with competition: <name> in their dataset's config")
