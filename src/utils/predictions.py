@@ -30,10 +30,12 @@ def predict_outputs(model: pl.LightningModule, loader: Any, trainer: pl.Trainer 
 
 
 def predict_scores(models: list[pl.LightningModule], loader: Any, task, rule: str = "mean",
-                   trainer: pl.Trainer | None = None) -> np.ndarray:
-    """Scores of several models (the folds of a run) on the same rows, combined by `rule` (mean or median)."""
+                   trainer: pl.Trainer | None = None, raw: bool = True) -> np.ndarray:
+    """Scores of several models (the folds of a run) on the same rows, combined by `rule` (mean or median).
+    `raw=False`: the models' predict_step already returns scores (runs logged before tasks were config)."""
     trainer = trainer or predict_trainer()
-    return task.combine([task.activate(predict_outputs(m, loader, trainer)) for m in models], rule)
+    score = task.activate if raw else task.as_2d
+    return task.combine([score(predict_outputs(m, loader, trainer)) for m in models], rule)
 
 
 def test_loader(datamodule: pl.LightningDataModule, features, batch_size: int = 1024) -> Any:

@@ -57,6 +57,12 @@ class LoadedRun:
     def folder(self) -> str:
         return self.tags.get("experiment_folder", "")
 
+    @property
+    def raw_outputs(self) -> bool:
+        """Whether the run's predict_step returns raw outputs for the task to activate: every run that records its
+        task; a run logged before (no `task` tag) returned class probabilities from predict_step."""
+        return "task" in self.tags
+
     def model_named(self, name: str) -> Any:
         """Another model of the run (`model_fold<k>` of a fold=all run), loaded with the run's code."""
         return load_run(self.run_id, model_name=name, allow_failed=True).model

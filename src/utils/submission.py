@@ -50,7 +50,8 @@ def test_scores(run: LoadedRun, features: Features, batch_size: int | None = Non
     models = run.fold_models(features.n_folds)
     log.info("predicting the test rows with %d model(s) of run %s", len(models), run.run_id)
     accelerator = str(run.config.get("trainer", {}).get("accelerator", "cpu"))
-    return predict_scores(models, loader, competition.task, competition.fold_models, predict_trainer(accelerator))
+    return predict_scores(models, loader, competition.task, competition.fold_models, predict_trainer(accelerator),
+                          raw=run.raw_outputs)
 
 
 @exit_on_user_error
