@@ -173,24 +173,35 @@ class ReportToTrial(pl.Callback):
 
 
 class CheckOutputs(pl.Callback):
-    """The first validation batch's outputs (the sanity check's, or fast_dev_run's) checked against the task: a
-    model whose last layer cannot be the competition's task fails in seconds with one line, not after training.
-
-    The model's `predict_step` (its outputs alone) is called on that batch first, so a shape that its own loss in
-    `validation_step` would trip over is reported as what it is; then what `validation_step` returns is checked.
+    """A model whose last layer cannot be the competition's task fails on its first batch with one line, not after
+    training: the model's `predict_step` (its outputs alone, before its loss could trip over a wrong shape) on the
+    first batch it sees (the first training batch, or the sanity check's), then what `validation_step` returns on
+    the first validation batch.
     """
 
     def __init__(self, task, where: str = "") -> None:
-        self.task, self.where, self.done = task, where, False
+        self.task, self.where, self.done, self.probed = task, where, False, False
+
+    def _probe(self, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if self.probed:
+            return
+        self.probed = True
+        training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                outputs = pl_module.predict_step(batch, batch_idx)
+        finally:
+            pl_module.train(training)
+        if isinstance(outputs, torch.Tensor):
+            self.task.check_outputs(outputs)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        self._probe(pl_module, batch, batch_idx)
 
     def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
-        if self.done:
-            return
-        with torch.no_grad():
-            outputs = pl_module.predict_step(batch, batch_idx)
-        if isinstance(outputs, torch.Tensor):
-            self.task.check_outputs(outputs)
+        self._probe(pl_module, batch, batch_idx)
 
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
