@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(WorkspaceError):
-    """The loss became NaN/inf: the run is a failure, not a 0-accuracy success."""
+    """The loss became NaN/inf: the run is a failure, not a success with a meaningless score."""
 
 
 class StopOnNonFiniteLoss(pl.Callback):
@@ -41,7 +41,7 @@ def _duration(seconds: float) -> str:
 
 
 class EpochReport(pl.Callback):
-    """One line per epoch (epoch, train/val loss and accuracy, time, ETA) and the epoch's timing as metrics.
+    """One line per epoch (epoch, the model's train_*/val_* metrics, time, ETA) and the epoch's timing as metrics.
 
     A line per epoch reads the same on a terminal, in a background run's log and in a sweep with many trials;
     the ETA assumes every remaining epoch runs (early stopping can only make it shorter). The loggers get
@@ -179,8 +179,8 @@ class CheckOutputs(pl.Callback):
     the first validation batch.
     """
 
-    def __init__(self, task, where: str = "") -> None:
-        self.task, self.where, self.done, self.probed = task, where, False, False
+    def __init__(self, task) -> None:
+        self.task, self.done, self.probed = task, False, False
 
     def _probe(self, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
         if self.probed:

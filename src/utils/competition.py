@@ -20,19 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import WorkspaceError
 from src.utils.paths import CONFIG_DIR, resolve, shown
+from src.utils.schema import instantiate
 
 log = logging.getLogger(__name__)
 COMPETITION_DIR = CONFIG_DIR / "competition"
-# Hydra 1.4 builds `_target_`s only from packages a trusted call site names: metrics and tasks come from these.
-TARGETS = ("src.*", "sklearn.*", "torchmetrics.*", "scipy.*", "numpy.*")
-
-
-def instantiate(node: Any, *args: Any, **kwargs: Any) -> Any:
-    import hydra
-
-    return hydra.utils.instantiate(node, *args, _execution_whitelist_=TARGETS, **kwargs)
-
-
 def names() -> list[str]:
     return sorted(p.stem for p in COMPETITION_DIR.glob("*.yaml"))
 

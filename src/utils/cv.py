@@ -22,8 +22,6 @@ from omegaconf import DictConfig
 
 from src.utils.errors import WorkspaceError
 
-TARGETS = ("sklearn.*", "src.*")
-
 
 @dataclass
 class Folds:
@@ -58,7 +56,7 @@ def train_rows(folds: np.ndarray, fold: int, ordered: bool) -> np.ndarray:
 
 def assign_folds(cv: DictConfig, frame: pd.DataFrame, where: str = "cv") -> Folds:
     """Every row's validation fold from the configured splitter (one error line for a setting that cannot be)."""
-    import hydra
+    from src.utils.schema import instantiate
 
     for key in ("stratify", "groups"):
         column = cv.get(key)
@@ -67,7 +65,7 @@ def assign_folds(cv: DictConfig, frame: pd.DataFrame, where: str = "cv") -> Fold
                                  f"(columns: {', '.join(map(str, list(frame.columns)[:8]))}...); name an existing "
                                  f"one or set {where}.{key}=null")
     try:
-        splitter = hydra.utils.instantiate(cv.splitter, _execution_whitelist_=TARGETS)
+        splitter = instantiate(cv.splitter)
     except Exception as exc:
         raise WorkspaceError(f"{where}.splitter cannot be built ({_first_line(exc)}); e.g. "
                              f"{{_target_: sklearn.model_selection.KFold, n_splits: 5}}") from exc

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.utils.cv import train_rows
+from src.utils.cv import folds_hash, train_rows
 from src.utils.errors import WorkspaceError
-from src.utils.hashing import file_sha256
 from src.utils.io import read_json
+from src.utils.manifest import first_change
 from src.utils.paths import resolve, shown
 
 _LOADED: dict[tuple[str, str], Features] = {}
@@ -121,22 +121,10 @@ class Features:
         return pd.DataFrame({columns[0]: ids})
 
     def verify(self) -> None:
-        """Every file the manifest lists is there, with its size; where size or time changed, its hash too."""
-        files = self.manifest.get("files")
-        if not files:
-            return  # a folder built before manifests listed their files
-        written = (self.dir / "manifest.json").stat().st_mtime
-        for name, fact in files.items():
-            path = self.dir / name
-            if not path.is_file():
-                raise WorkspaceError(f"{shown(path)} is missing from the feature folder; rebuild it: {self.rebuild}")
-            stat = path.stat()
-            if stat.st_size != fact["bytes"]:
-                raise WorkspaceError(f"{shown(path)} has {stat.st_size} bytes, the manifest says {fact['bytes']} (a "
-                                     f"truncated or edited file); rebuild it: {self.rebuild}")
-            if stat.st_mtime > written and file_sha256(path) != fact["sha256"]:
-                raise WorkspaceError(f"{shown(path)} was edited after it was built (its hash differs from the "
-                                     f"manifest's); rebuild it: {self.rebuild}")
+        """Every file the manifest lists is there, with its size; where it changed since, its hash too."""
+        change = first_change(self.dir, self.manifest)
+        if change is not None:
+            raise WorkspaceError(f"{shown(change[0])} {change[1]}; rebuild it: {self.rebuild}")
 
     def lineage(self) -> dict[str, str]:
         """Tags that tie a run to its data, after checking the features match their dataset's current output."""
@@ -153,8 +141,6 @@ class Features:
                     f"{shown(self.dir)} was built from {dataset['name']} {dataset['hash'][:12]} but "
                     f"{dataset['name']} is now {current[:12]}; rebuild: "
                     f"poetry run python src/feature/{self.name}/build_features.py")
-        from src.utils.cv import folds_hash
-
         tags = {
             f"{self.name}_hash": self.content_hash,
             f"{self.name}_run_id": manifest["mlflow_run_id"],

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import mlflow
 import numpy as np
 import pandas as pd
@@ -72,7 +71,7 @@ from src.utils.optuna_sweeper import PrunedTrial, TrialLink
 from src.utils.paths import ROOT, experiment_of, resolve, shown
 from src.utils.predictions import predict_outputs, predict_trainer
 from src.utils.runs import tracked_run
-from src.utils.schema import TrainConfig, validate
+from src.utils.schema import TARGETS, TrainConfig, instantiate, validate  # noqa: F401  (re-exported)
 from src.utils.sweep import PARENT_RUN_ENV
 from src.utils.tracking import browse_hint, log_data_input, redact
 
@@ -83,16 +82,6 @@ if _gc_was_enabled:
 
 log = logging.getLogger(__name__)
 Build = Callable[[DictConfig, Features, int], tuple[pl.LightningModule, pl.LightningDataModule]]
-# Hydra 1.4 builds config `_target_`s only from packages a trusted call site names; the configs of this workspace
-# are its own code. A class from another package (timm, torchvision, ...) is built once its package is added here.
-TARGETS = ("src.*", "torch.*", "pytorch_lightning.*", "torchmetrics.*", "torchvision.*", "timm.*")
-
-
-def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
-    """`hydra.utils.instantiate` for the workspace's configs (the targets in TARGETS)."""
-    return hydra.utils.instantiate(config, *args, _execution_whitelist_=TARGETS, **kwargs)
-
-
 class RunLogger(MLFlowLogger):
     """Lightning's MLFlowLogger writing into the run the harness started, which the harness also ends.
 
@@ -156,7 +145,7 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
         loggers.append(TensorBoardLogger(save_dir=str(paths.TENSORBOARD_DIR), name=ckpt_dir.parent.name,
                                          version=f"{run_id}-fold{fold}" if cv else run_id, default_hp_metric=False))
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=[CheckOutputs(competition.task, competition.where), *callbacks, StopOnNonFiniteLoss(),
+        cfg.trainer, callbacks=[CheckOutputs(competition.task), *callbacks, StopOnNonFiniteLoss(),
                                 EpochReport(label), val_outputs, SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
         logger=loggers or False, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
     # a resumed checkpoint is one of this workspace's own (logs/lightning/), read in full like the best one below
@@ -402,7 +391,8 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
             metrics |= {f"cv_{cfg.monitor}": monitored, f"cv_{cfg.monitor}_std": float(np.std(scores))}
         metrics |= log_oof(results, features, competition)
         # the sweep objective: the best monitored value (CV mean), or the competition's metric on the OOF rows
-        objective = metrics[f"oof_{competition.metric.name}"] if cfg.get("objective") == "oof" else monitored
+        name = competition.metric.name
+        objective = metrics[f"oof_{name}"] if cfg.get("objective") == "oof" else monitored
         metrics["objective"] = objective
         mlflow.log_metrics(metrics)
         if cv and not cfg.debug:
@@ -421,10 +411,10 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
                     log_torch_model(r.model, f"model_fold{r.fold}", experiment_dir)
                 mlflow.set_tag("fold_models", ",".join(str(r.fold) for r in results))
         summary = (f"best_{cfg.monitor}={monitored:.4f}" + (f" (CV mean of {len(folds)} folds)" if cv else "")
-                   + f", OOF {competition.metric.name}={metrics['oof_' + competition.metric.name]:.4f}")
+                   + f", OOF {name}={metrics[f'oof_{name}']:.4f}")
         log.info("%srun %s: %s", trial_label, run.info.run_id, summary)
     if not multirun:
         print(f"run_id={run.info.run_id} best_{cfg.monitor}={monitored:.4f} "
-              f"oof_{competition.metric.name}={metrics['oof_' + competition.metric.name]:.4f} experiment={experiment} "
+              f"oof_{name}={metrics[f'oof_{name}']:.4f} experiment={experiment} "
               f"({browse_hint()})", flush=True)
     return objective

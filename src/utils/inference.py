@@ -20,8 +20,6 @@ from omegaconf import OmegaConf
 from src.utils.features import Features
 from src.utils.manifest import seal
 
-TARGETS = ("src.*", "torch.*", "pytorch_lightning.*", "torchmetrics.*", "torchvision.*", "timm.*")
-
 
 def rebuild_features(code: Path, raw_dir: Path, work_dir: Path) -> Features:
     """The run's features made again from the competition's files in `raw_dir` by the packed stages."""
@@ -45,18 +43,18 @@ def rebuild_features(code: Path, raw_dir: Path, work_dir: Path) -> Features:
 
 def pack_submission(pack: Path, features: Features, accelerator: str = "cpu") -> pd.DataFrame:
     """The packed run's submission on `features`' test rows, checked against the competition's sample."""
-    import hydra
     import torch
 
     from src.utils.competition import load as load_competition
     from src.utils.logs import quiet_libraries
     from src.utils.predictions import predict_scores, predict_trainer, test_loader
+    from src.utils.schema import instantiate
 
     quiet_libraries()
     config = OmegaConf.load(pack / "code" / "config.yaml")
     competition = load_competition(str(config.competition))
     models = [torch.load(p, map_location="cpu", weights_only=False) for p in sorted((pack / "models").glob("*.pth"))]
-    datamodule = hydra.utils.instantiate(config.data, features=features, fold=0, _execution_whitelist_=TARGETS)
+    datamodule = instantiate(config.data, features=features, fold=0)
     scores = predict_scores(models, test_loader(datamodule, features), competition.task, competition.fold_models,
                             predict_trainer(accelerator))
     return competition.submission(features.test_ids(competition.ids), scores)

@@ -77,16 +77,14 @@ class LoadedRun:
 
     def datamodule(self, features: Any, fold: int = 0, **overrides: Any) -> Any:
         """The run's data module (its config's `data` node, built with the code logged with the run)."""
-        import hydra
-
-        from src.utils.harness import TARGETS
+        from src.utils.schema import instantiate
 
         own = (f"{self.folder.split('/')[0]}.*",) if self.folder else ()  # the run's own code is trusted too
-        kwargs = {"features": features, "fold": fold, **overrides, "_execution_whitelist_": (*TARGETS, *own)}
+        kwargs = {"features": features, "fold": fold, **overrides, "trusted": own}
         if self.code_dir is not None and self.folder and (self.code_dir / self.folder).is_dir():
             with _logged_package(self.code_dir, self.folder.replace("/", ".")):
-                return hydra.utils.instantiate(self.config.data, **kwargs)
-        return hydra.utils.instantiate(self.config.data, **kwargs)
+                return instantiate(self.config.data, **kwargs)
+        return instantiate(self.config.data, **kwargs)
 
     def competition(self) -> Any:
         """The competition as the run read it (its competition.yaml), else the one its config or features name."""

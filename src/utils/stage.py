@@ -18,9 +18,9 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import exit_on_user_error
-from src.utils.hashing import file_sha256, json_sha256, tree_sha256
+from src.utils.hashing import json_sha256, tree_sha256
 from src.utils.io import atomic_dir, read_json
-from src.utils.manifest import seal
+from src.utils.manifest import first_change, seal
 from src.utils.paths import experiment_of, resolve, shown
 from src.utils.runs import tracked_run
 from src.utils.schema import validate
@@ -36,11 +36,10 @@ def _up_to_date(out_dir: Path, fingerprint: str) -> dict | None:
     info = read_json(manifest)
     if info.get("inputs_fingerprint") != fingerprint:
         return None
-    for name, fact in info.get("files", {}).items():  # a file deleted, truncated or edited since: build again
-        path = out_dir / name
-        if not path.is_file() or path.stat().st_size != fact["bytes"] or file_sha256(path) != fact["sha256"]:
-            log.info("%s differs from its manifest; rebuilding", shown(path))
-            return None
+    change = first_change(out_dir, info)  # a file deleted, truncated or edited since: build again
+    if change is not None:
+        log.info("%s %s; rebuilding", shown(change[0]), change[1])
+        return None
     return info
 
 

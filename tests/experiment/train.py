@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from src.utils.features import Features
-from src.utils.harness import TARGETS
-
-
-def instantiate(node, **kwargs):
-    return hydra.utils.instantiate(node, _execution_whitelist_=("tests.*", *TARGETS), **kwargs)
+from src.utils.schema import instantiate
 
 
 def build(cfg: DictConfig, features: Features, fold: int):
-    return instantiate(cfg.model), instantiate(cfg.data, features=features, fold=fold)
+    return (instantiate(cfg.model, trusted=("tests.*",)),
+            instantiate(cfg.data, features=features, fold=fold, trusted=("tests.*",)))
