@@ -30,6 +30,7 @@ class Case:
     command: list[str]  # script path (or scripts/*.sh) + args; {bad} is the per-case scratch folder
     message: str  # must appear in the single error line
     must_not_exist: list[str] = field(default_factory=list)  # relative to {bad}
+    failed_run: bool = False  # found by the stage's own work, in its run (which ends FAILED); else: no run at all
 
 
 CASES = [
@@ -41,7 +42,7 @@ CASES = [
     Case("fractional-epochs", [TRAIN, "max_epochs=2.5"], "max_epochs=2.5 is not a whole number"),
     Case("sweep-without-m", [TRAIN, "lr=interval(0.1,1)"], "is a sweep: add -m"),
     Case("impossible-choice-in-sweep", [TRAIN, "-m", "dropout=choice(0.1,1.5)"], "dropout=1.5 is not allowed"),
-    Case("fold-out-of-range", [TRAIN, "fold=99"], "fold=99 does not exist: the features have 5 folds"),
+    Case("fold-out-of-range", [TRAIN, "fold=7"], "fold=7 does not exist: the features have 5 folds"),
     Case("unknown-optimizer", [TRAIN, "optimizer=rmsprop"],
          "optimizer=rmsprop is not an option of config group 'optimizer'; choose one of adam, adamw, sgd"),
     Case("features-missing", [TRAIN, "feature_dir={bad}/no_features"], "no features in"),
@@ -52,17 +53,19 @@ CASES = [
     Case("load-run-unknown-id", [PREDICT, "run_id=0123456789abcdef"], "is not in the MLflow store"),
     Case("load-run-without-model", [PREDICT, "run_id={dataset_run}"], "has no logged model 'model'"),
     Case("raw-label-10", [DATASET, "raw_dir={bad}/raw_label", "output_dir={bad}/out"],
-         "column label: label 10 is not a digit 0-9", ["out"]),
+         "column label: label 10 is not a digit 0-9", ["out"], failed_run=True),
     Case("raw-pixel-300", [DATASET, "raw_dir={bad}/raw_pixel", "output_dir={bad}/out"],
-         "pixel value 300 is outside 0-255", ["out"]),
+         "pixel value 300 is outside 0-255", ["out"], failed_run=True),
     Case("raw-missing-column", [DATASET, "raw_dir={bad}/raw_column", "output_dir={bad}/out"],
-         "missing column(s) pixel783", ["out"]),
+         "missing column(s) pixel783", ["out"], failed_run=True),
     Case("raw-non-numeric", [DATASET, "raw_dir={bad}/raw_text", "output_dir={bad}/out"],
-         "'seven' is not a number", ["out"]),
+         "'seven' is not a number", ["out"], failed_run=True),
     Case("raw-empty-file", [DATASET, "raw_dir={bad}/raw_empty", "output_dir={bad}/out"], "is empty (0 bytes)",
-         ["out"]),
+         ["out"], failed_run=True),
     Case("too-few-folds", [DATASET, "n_folds=1", "output_dir={bad}/out"],
          "n_folds=1 is not allowed: a whole number >= 2", ["out"]),
+    Case("dataset-file-truncated", [FEATURES, "dataset_dir={bad}/damaged/dataset01", "output_dir={bad}/out"],
+         "train.parquet has", ["out"]),
     Case("unknown-normalization", [FEATURES, "normalization.method=zscore", "output_dir={bad}/out"],
          "normalization.method=zscore is not allowed: standardize, minmax or none", ["out"]),
     Case("unknown-competition", [TRAIN, "competition=nope"],
@@ -70,9 +73,9 @@ CASES = [
     Case("oof-objective-against-the-metric", [TRAIN, "objective=oof", "monitor_mode=min"],
          "the competition's metric accuracy is to be maximized but monitor_mode=min"),
     Case("cv-unknown-column", [DATASET, "cv.stratify=labl", "output_dir={bad}/out"],
-         "cv.stratify=labl: the training data has no column 'labl'", ["out"]),
+         "cv.stratify=labl: the training data has no column 'labl'", ["out"], failed_run=True),
     Case("cv-more-folds-than-a-class-has", [DATASET, "n_folds=200", "output_dir={bad}/out"],
-         "has only", ["out"]),
+         "has only", ["out"], failed_run=True),
     Case("truncated-gzip-idx", ["scripts/prepare_data.sh", "--mnist", "{bad}/mnist", "--raw-dir", "{bad}/raw_out"],
          "damaged or truncated", ["raw_out/train.csv"]),
 ]
@@ -90,6 +93,9 @@ def ws(prepared: Workspace) -> tuple[Workspace, Path, dict]:
     manifest["dataset"]["hash"] = "0" * 64
     (stale / "manifest.json").write_text(json.dumps(manifest))
     (bad / "broken.ckpt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    # a dataset output whose file was cut short after its manifest was written
+    damaged = shutil.copytree(ws.root / "_data/data/dataset01", bad / "damaged/dataset01")
+    (damaged / "train.parquet").write_bytes((damaged / "train.parquet").read_bytes()[:1000])
     for name, row, col, value in (("raw_label", 3, 0, "10"), ("raw_pixel", 5, 40, "300"), ("raw_text", 2, 9, "seven")):
         raw = write_kaggle_csvs(bad / name, n_train=30, n_test=5)
         lines = (raw / "train.csv").read_text().splitlines()
@@ -120,11 +126,20 @@ def finished_model_runs(ws: Workspace) -> int:
     return 0 if exp is None else len(client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'"))
 
 
+def store_size(ws: Workspace) -> tuple[int, int]:
+    """(experiments, runs) in the workspace's MLflow store, deleted ones included."""
+    from mlflow.entities import ViewType
+
+    client = ws.client()
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    return len(experiments), len(client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=50000))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_fails_with_one_clear_line(ws, case: Case) -> None:
     workspace, bad, values = ws
     script, *args = [part.format(**values) for part in case.command]
-    before = finished_model_runs(workspace)
+    before, store = finished_model_runs(workspace), store_size(workspace)
     res = workspace.bash(script, *args) if script.endswith(".sh") else workspace.script(script, *args)
     assert res.returncode != 0
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
@@ -134,4 +149,6 @@ def test_bad_input_fails_with_one_clear_line(ws, case: Case) -> None:
     for rel in case.must_not_exist:
         assert not (bad / rel).exists(), rel
     assert finished_model_runs(workspace) == before  # a failed attempt never passes for a finished run
+    if not case.failed_run:  # what can be checked before a run is: no run, no experiment
+        assert store_size(workspace) == store
     assert not list(bad.glob("**/.*.tmp-*"))  # no temporary leftovers

@@ -29,8 +29,10 @@ FIGURES = (
     "workspace_samples_per_s", "floor_samples_per_s", "throughput_ratio",               # throughput
     "cold_start_s", "sweep_first_step_s", "floor_first_step_s",                         # cold start
     "load_run_s", "load_run_cold_s", "mlflow_ui_s",
+    "error_line_s", "help_s",                                                           # train.py lr=abc, --help
 )
-TARGETS = ("sweep_ratio", "fixed_cost_per_trial_s", "throughput_ratio", "cold_start_s", "load_run_s")
+TARGETS = ("sweep_ratio", "fixed_cost_per_trial_s", "throughput_ratio", "cold_start_s", "load_run_s", "error_line_s",
+           "help_s")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -96,6 +98,7 @@ def test_bench_runs_on_a_tiny_set_and_reports_every_field(tmp_path: Path) -> Non
         assert len(run["trials"]) == 2 and all(t["samples"] == bench["n_train"] for t in run["trials"])
 
     assert report["table"] in res.stdout and "fixed cost per trial" in report["table"]
+    assert "error line (lr=abc)" in report["table"] and "--help" in report["table"]
     assert report["table"].startswith("model01 benchmark")
     assert not list(tmp_path.glob("work-*")), "the throw-away copy is removed unless --keep is given"
     assert not (REPO / "outputs" / "bench").joinpath(path.name).exists()

@@ -34,15 +34,16 @@ def entry(stage: str, folder: str):
     return importlib.import_module(f"src.{stage}.{folder}.{ENTRY_SCRIPTS[stage].removesuffix('.py')}")
 
 
-def hydra_config(stage: str, folder: str, overrides: list[str], output_dir: Path) -> DictConfig:
-    """The config Hydra composes for `train.py <overrides>`, with Hydra's runtime set as in a real run."""
+def hydra_config(stage: str, folder: str, overrides: list[str], output_dir: Path,
+                 mode: RunMode = RunMode.RUN) -> DictConfig:
+    """The config Hydra composes for `train.py <overrides>`, with Hydra's runtime set as in a real run (or job)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "config" / stage / folder)):
         cfg = compose("config", overrides, return_hydra_config=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.mode = RunMode.RUN
+        cfg.hydra.mode = mode
         cfg.hydra.job.name = ENTRY_SCRIPTS[stage].removesuffix(".py")
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
@@ -152,6 +153,47 @@ def test_model_folder_trains_through_the_harness(folder: str, features: dict[str
     (debug_run,) = client.search_runs([client.get_experiment_by_name("__debug__").experiment_id],
                                       f"tags.experiment_folder = 'src/model/{folder}'")
     assert debug_run.info.status == "FINISHED"
+
+
+def store_size(store: Path) -> tuple[int, int]:
+    """(experiments, runs) in the module's MLflow store, deleted ones included."""
+    import mlflow
+    from mlflow.entities import ViewType
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    return len(experiments), len(client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=50000))
+
+
+BEFORE_THE_RUN = [  # (overrides, what the one error line must say): mistakes the harness finds before any run
+    (["fold=7"], "fold=7 does not exist: the features have 5 folds (use fold=0..4 or fold=all)"),
+    (["ckpt_path=logs/lightning/nothing.ckpt"], "ckpt_path=logs/lightning/nothing.ckpt: no such file"),
+    (["feature_dir=_data/feature/nothing"], "no features in _data/feature/nothing"),
+    (["competition=nope-sample"], "there is no config/competition/nope-sample.yaml"),
+]
+
+
+@pytest.mark.parametrize("folder", FOLDERS["model"])
+@pytest.mark.parametrize("overrides,message", BEFORE_THE_RUN, ids=[" ".join(o) for o, _ in BEFORE_THE_RUN])
+def test_a_mistake_found_before_the_run_leaves_the_store_as_it_was(folder: str, overrides: list[str], message: str,
+                                                                   features: dict[str, Path], store: Path,
+                                                                   tmp_path: Path, capsys) -> None:
+    from src.utils.errors import WorkspaceError
+
+    module = entry("model", folder)
+    probe = hydra_config("model", folder, [], tmp_path / "probe")
+    args = [f"feature_dir={features[Path(probe.feature_dir).name]}", "experiment_name=never-created", *overrides]
+    before = store_size(store)
+    with pytest.raises(SystemExit) as exit_:
+        module.main(hydra_config("model", folder, args, tmp_path / "run"))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    # in a sweep the same mistake is the trial's exception, for the sweeper to record as a failed trial
+    with pytest.raises(WorkspaceError) as raised:
+        module.main(hydra_config("model", folder, args, tmp_path / "job", RunMode.MULTIRUN))
+    assert message in str(raised.value)
+    assert store_size(store) == before  # no run, no experiment
 
 
 CONFIG_ERRORS = [  # (overrides, what the one error line must say)

@@ -18,8 +18,9 @@ import torch
 from tests.conftest import Workspace
 
 pytestmark = pytest.mark.slow
+SWEEP_STUDY = "records-and-resume"
 SWEEP = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "dropout=choice(0.1,0.3)", "batch_size=range(32,96,32)",
-         "max_epochs=1"]
+         "max_epochs=1", f"hydra.sweeper.study_name={SWEEP_STUDY}"]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,13 @@ def artifacts(client, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
+def launch_lines(res) -> dict[int, str]:
+    """The sweep's launch lines (`#<trial> : <sampled values>`): trial number -> values, which hold no plumbing."""
+    lines = [line.split("#", 1)[1] for line in (res.stdout + res.stderr).splitlines() if " : " in line and "#" in line]
+    assert not [line for line in lines if "hydra." in line or "max_epochs" in line], lines
+    return {int(number): values.strip() for number, values in (line.split(" : ", 1) for line in lines)}
+
+
 def study_of(ws: Workspace, parent) -> optuna.Study:
     storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
     return optuna.load_study(study_name=parent.data.tags["optuna_study"], storage=storage)
@@ -49,7 +57,8 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
     res = ws.script("src/model/model01/train.py", *SWEEP, "hydra.sweeper.n_trials=3")
     assert res.returncode == 0, res.stderr[-3000:]
     client = ws.client()
-    (parent,) = experiment_runs(ws, "model01", "tags.sweep = 'parent'")
+    mine = f"tags.optuna_study = '{SWEEP_STUDY}'"
+    (parent,) = experiment_runs(ws, "model01", f"tags.sweep = 'parent' and {mine}")
     children = experiment_runs(ws, "model01", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert parent.info.status == "FINISHED" and len(children) == 3
     assert all(c.info.status == "FINISHED" for c in children)
@@ -92,6 +101,17 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
         assert trial.value == pytest.approx(by_trial[trial.number].data.metrics["best_val_acc"])
         assert by_trial[trial.number].data.params["lr"] == str(trial.params["lr"])
 
+    # each trial is launched and named by its Optuna number and sampled values (4 significant digits), once
+    launched = launch_lines(res)
+    assert sorted(launched) == [0, 1, 2], res.stdout[-3000:]
+    for trial in study.trials:
+        values = {f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()}
+        assert set(launched[trial.number].split()) == values and len(values) == 3  # lr, dropout, batch_size
+        name = by_trial[trial.number].info.run_name.split()
+        assert name[:2] == ["model01", f"#{trial.number}"] and set(name[2:]) == values, name
+        assert list((ws.root / "multirun/model01").glob(f"*/*/{trial.number}/.hydra/overrides.yaml"))
+    assert parent.info.run_name == f"sweep {SWEEP_STUDY}"  # the sweep's parent names its study
+
     # the parent: best trial's run, params and value; trials table and plots
     best = max(children, key=lambda c: c.data.metrics["objective"])
     assert parent.data.tags["best_run_id"] == best.info.run_id
@@ -115,13 +135,14 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
     # resume: the same command with n_trials=4 runs one more trial, at a new point
     res = ws.script("src/model/model01/train.py", *SWEEP, "hydra.sweeper.n_trials=4")
     assert res.returncode == 0, res.stderr[-3000:]
-    parents = experiment_runs(ws, "model01", "tags.sweep = 'parent'")
+    parents = experiment_runs(ws, "model01", f"tags.sweep = 'parent' and {mine}")
     (second,) = [p for p in parents if p.info.run_id != parent.info.run_id]
     assert second.data.tags["resumed_from_run_id"] == parent.info.run_id
     assert len(experiment_runs(ws, "model01", f"tags.mlflow.parentRunId = '{second.info.run_id}'")) == 1
     trials = study_of(ws, parent).trials
     assert len(trials) == 4
     assert trials[3].params not in [t.params for t in trials[:3]]
+    assert list(launch_lines(res)) == [3]  # the resumed study's next trial, numbered as Optuna numbers it
 
     # and once more: the study is complete, nothing runs, the command still succeeds
     res = ws.script("src/model/model01/train.py", *SWEEP, "hydra.sweeper.n_trials=4")
@@ -171,8 +192,7 @@ def test_a_failing_trial_does_not_end_the_sweep(ws: Workspace) -> None:
     for child in children:
         lr = float(child.data.params["lr"])
         assert child.info.status == ("FAILED" if lr == 100 else "FINISHED")
-        if "optuna_trial" in child.data.tags:
-            assert states[int(child.data.tags["optuna_trial"])] == ("FAIL" if lr == 100 else "COMPLETE")
+        assert states[int(child.data.tags["optuna_trial"])] == ("FAIL" if lr == 100 else "COMPLETE")
     assert parent.data.metrics["n_trials_failed"] == sum(s == "FAIL" for s in states.values())
     log = Path(ws.client().download_artifacts(
         next(c for c in children if c.info.status == "FAILED").info.run_id, "logs"))

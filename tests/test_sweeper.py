@@ -139,3 +139,13 @@ def _trials(ws: Workspace, name: str) -> list:
             return study(ws, name).trials
         except KeyError:  # not created yet
             return []
+
+
+def test_a_trial_refused_before_its_run_fails_in_optuna_and_the_sweep_goes_on(ws: Workspace) -> None:
+    # fold 6 and 7 do not exist (5 folds): each trial fails on its check, before any run, and the next one starts
+    res = ws.script(TRAIN, "-m", "fold=choice(6,7)", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=refused")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [t.state.name for t in study(ws, "refused").trials] == ["FAIL", "FAIL"]
+    assert "does not exist: the features have 5 folds" in res.stdout + res.stderr
+    (parent,), children = runs_of(ws, "refused")
+    assert children == [] and parent.info.status == "FINISHED" and parent.data.metrics["n_trials_fail"] == 2

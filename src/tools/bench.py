@@ -51,6 +51,7 @@ TIMELINE_TARGET = "src.tools.bench.timeline_callback"  # this module's timeline_
 SIZES = ("digits", "mnist", "tiny")
 DEFAULT_RUNS = {"digits": (5, 3), "mnist": (3, 2), "tiny": (2, 1)}  # trials, epochs
 GENERATED = {"mnist": (60_000, 10_000), "tiny": (500, 100)}  # train, test images made on the fly
+DIGITS = "digit-recognizer"  # the competition whose layout the generated images have
 LR_LOW, LR_HIGH = 1e-4, 1e-2
 SEARCH_SPACE = f"lr=tag(log,interval({LR_LOW},{LR_HIGH}))"
 # (key in the report, comparison, limit, what the issue asks)
@@ -60,6 +61,8 @@ TARGETS = (
     ("throughput_ratio", ">=", 0.9, "training throughput >= 0.9x the floor"),
     ("cold_start_s", "<=", 8.0, "cold start to the first training step <= 8 s"),
     ("load_run_s", "<=", 2.0, "load_run <= 2 s"),
+    ("error_line_s", "<=", 1.5, "a bad command's error line <= 1.5 s"),
+    ("help_s", "<=", 1.5, "--help <= 1.5 s"),
 )
 
 
@@ -142,13 +145,14 @@ class Experiment:
     dataset: str  # the dataset folder that feature folder reads (src/dataset/<dataset>/make_dataset.py)
     raw_dir: str  # where that dataset folder reads the raw data
     batch_size: int
+    competition: str = "digit-recognizer"  # the dataset folder's competition
 
 
 def _compose(config_dir: Path) -> Any:
     """A folder's config as its entry script composes it (no overrides)."""
     import hydra
 
-    import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+    import src.utils.optuna_plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
 
     with hydra.initialize_config_dir(config_dir=str(config_dir)):
         return hydra.compose("config")
@@ -198,7 +202,8 @@ def experiment(name: str) -> Experiment:
     raw_dir = _inside_root(str(dataset_cfg.raw_dir), f"raw_dir of config/dataset/{dataset}/config.yaml")
     return Experiment(name=name, train_py=train_py, config_dir=config_dir,
                       mlflow_experiment=str(cfg.experiment_name), feature_dir=feature_dir, feature=feature,
-                      dataset=dataset, raw_dir=raw_dir, batch_size=int(cfg.batch_size))
+                      dataset=dataset, raw_dir=raw_dir, batch_size=int(cfg.batch_size),
+                      competition=str(dataset_cfg.get("competition") or "digit-recognizer"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,9 +288,13 @@ class Copy:
 
 
 def prepare_data(ws: Copy, exp: Experiment, size: str, seed: int) -> dict:
-    """Raw data, then the experiment's dataset and feature folders in the copy; the features' manifest."""
-    if size == "digits":
-        ws.run(["bash", str(ws.root / "scripts/prepare_data.sh")], "prepare_data.sh")
+    """Raw data, then the experiment's dataset and feature folders in the copy; the features' manifest.
+
+    The generated sizes are digit images in the Digit Recognizer layout; another competition's `tiny` is its own
+    offline sample (small already)."""
+    if size == "digits" or exp.competition != DIGITS:
+        ws.run(["bash", str(ws.root / "scripts/prepare_data.sh"), "--competition", exp.competition],
+               "prepare_data.sh")
     else:
         from src.dataset.raw_data import write_layout
 
@@ -366,6 +375,20 @@ def cold_start(ws: Copy, exp: Experiment, tag: str) -> float:
               f"+callbacks.bench_timeline.path={timeline}", what=f"a single {exp.train_py} run")
     events = [json.loads(line) for line in timeline.read_text().splitlines()]
     return epoch_stats(events)["first_step"] - launch
+
+
+def time_command(ws: Copy, exp: Experiment, arg: str) -> float:
+    """Seconds from launching `train.py <arg>` to its exit, as a subprocess: `lr=abc` (its one error line) or
+    `--help` (Hydra's help); what it prints is checked, so a fast wrong answer is no figure."""
+    expect = {"lr=abc": (2, "error: lr='abc' is not a number"), "--help": (0, "== Config ==")}[arg]
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, str(ws.root / exp.train_py), arg], cwd=ws.cwd, env=ws.env(),
+                         capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - t0
+    if (res.returncode, expect[1] in res.stdout + res.stderr) != (expect[0], True):
+        tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-10:])
+        raise RuntimeError(f"{exp.train_py} {arg} exited {res.returncode} without {expect[1]!r}:\n{tail}")
+    return wall
 
 
 # A notebook's view, in fresh processes: import load_run, then call it. "cold": nothing else imported, so the
@@ -452,7 +475,7 @@ def fixed_gaps(a: dict, b: dict) -> list[float]:
 
 
 def combine(a_runs: list[dict], b_runs: list[dict], cold: list[float], loads: list[dict],
-            ui: list[float]) -> dict[str, float]:
+            ui: list[float], commands: dict[str, list[float]]) -> dict[str, float]:
     """The report's figures: medians over repeats, computed per repeat first where A and B are paired."""
     pairs = list(zip(a_runs, b_runs, strict=True))
 
@@ -490,6 +513,8 @@ def combine(a_runs: list[dict], b_runs: list[dict], cold: list[float], loads: li
         "load_run_warm_s": median([x["warm_s"] for x in loads]),
         "load_run_import_s": median([x["import_s"] for x in loads]),
         "mlflow_ui_s": median(ui),
+        "error_line_s": median(commands["lr=abc"]),
+        "help_s": median(commands["--help"]),
     }
 
 
@@ -533,6 +558,8 @@ def format_table(report: dict) -> str:
         ("  2nd call / import reload [s]", f"{f['load_run_warm_s']:.2f} / {f['load_run_import_s']:.2f}", "", "",
          ""),
         ("mlflow_ui.sh answers [s]", f"{f['mlflow_ui_s']:.2f}", "", "", ""),
+        ("error line (lr=abc) [s]", f"{f['error_line_s']:.2f}", "", "", mark("error_line_s")),
+        ("--help [s]", f"{f['help_s']:.2f}", "", "", mark("help_s")),
     ]
     head = (f"{b['experiment']} benchmark, size={b['size']} ({b['n_train']} train / {b['n_valid']} valid images), "
             f"{b['trials']} trials x {b['epochs']} epochs, batch {b['batch_size']}, torch threads "
@@ -584,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="model01", metavar="NAME",
                         help="model folder to benchmark: src/model/NAME with config/model/NAME (default model01)")
     parser.add_argument("--size", choices=SIZES, default="digits",
-                        help="digits: offline sample (default); mnist: generated 60,000+10,000; tiny: for tests")
+                        help="digits: offline sample (default); mnist: generated 60,000+10,000 digit images; "
+                             "tiny: 500+100 for tests (a model of another competition: its offline sample)")
     parser.add_argument("--trials", type=int, help="trials per sweep (default: 5 digits, 3 mnist, 2 tiny)")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default: 3 digits, 2 mnist, 1 tiny)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the cheap measurements (default 3)")
@@ -606,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
         exp = experiment(args.experiment)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.size == "mnist" and exp.competition != DIGITS:
+        parser.error(f"--size mnist generates digit images, but {exp.name} is a {exp.competition} model; "
+                     f"use --size digits (its offline sample) or --size tiny")
 
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -637,16 +668,18 @@ def main(argv: list[str] | None = None) -> int:
                           for a, b in zip(a_runs, b_runs, strict=True))
         value_gap = max(abs(ta["value"] - tb["value"]) for a, b in zip(a_runs, b_runs, strict=True)
                         for ta, tb in zip(a["trials"], b["trials"], strict=True))
-        say(f"cold start, load_run and mlflow_ui.sh, {args.repeats} time(s) each (load {load_average()})")
+        say(f"cold start, load_run, mlflow_ui.sh, an error line and --help, {args.repeats} time(s) each "
+            f"(load {load_average()})")
         cold = [cold_start(ws, exp, str(i)) for i in range(args.repeats)]
         run_id = a_runs[0]["best_run_id"]
         if not run_id:
             raise RuntimeError("the workspace sweep printed no best run_id; re-run with --keep and look at its log")
         loads = [time_load_run(ws, exp, run_id) for _ in range(args.repeats)]
         ui = [time_mlflow_ui(ws) for _ in range(args.repeats)]
+        commands = {arg: [time_command(ws, exp, arg) for _ in range(args.repeats)] for arg in ("lr=abc", "--help")}
         load_after = load_average()
 
-        figures = combine(a_runs, b_runs, cold, loads, ui)
+        figures = combine(a_runs, b_runs, cold, loads, ui, commands)
         report = {
             "bench": {
                 "experiment": exp.name, "mlflow_experiment": exp.mlflow_experiment, "train_py": exp.train_py,
@@ -661,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
             "figures": figures,
             "targets": check_targets(figures, args.size),
             "runs": {"workspace": a_runs, "floor": b_runs, "cold_start_s": cold, "load_run": loads,
-                     "mlflow_ui_s": ui},
+                     "mlflow_ui_s": ui, "error_line_s": commands["lr=abc"], "help_s": commands["--help"]},
         }
         table = format_table(report)
         report["table"] = table

@@ -63,7 +63,7 @@ def _draw_seed() -> int:
 
 def compose(config_dir: Path, overrides: list[str], hydra_config: bool = False) -> DictConfig:
     """The experiment's config as train.py gets it, with `overrides` (`hydra.*` only with hydra_config)."""
-    import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+    import src.utils.optuna_plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
 
     with hydra.initialize_config_dir(config_dir=str(config_dir)):
         return hydra.compose("config", overrides=overrides, return_hydra_config=hydra_config)

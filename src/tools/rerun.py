@@ -87,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                                  f"or the diary") from exc
         tags, folder = run.data.tags, run.data.tags.get("experiment_folder", "")
         if tags.get("sweep") == "parent":
-            raise WorkspaceError(f"run {args.run_id[:8]} is a sweep's parent run, not a training run; rerun one of its "
-                                 f"trials (its best: the parent's best_run_id tag, {tags.get('best_run_id', '-')})")
+            best = tags.get("best_run_id", "")
+            best_trial = (f"its best trial (#{tags.get('best_trial', '?')}): bash scripts/rerun.sh {best}"
+                          if len(best) == 32 else "one of its trials (no trial of it completed yet)")
+            raise WorkspaceError(f"run {args.run_id[:8]} is a sweep's parent run, not a training run; rerun "
+                                 f"{best_trial}")
         if run.info.status != "FINISHED" or not folder.startswith("src/model/"):
             raise WorkspaceError(f"run {args.run_id[:8]} is not a finished training run (status {run.info.status}, "
                                  f"folder {folder or '-'}); rerun takes what src/model/*/train.py recorded")

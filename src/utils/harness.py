@@ -6,8 +6,10 @@ LightningModule and LightningDataModule for one fold; the harness does the rest,
 * one MLflow run per call (nested under a sweep's parent run), ended FINISHED, FAILED or KILLED, with params
   (the resolved config), tags (git commit, code hashes, data lineage, command), the config and Hydra files, the
   code it ran with (the experiment folder and src/utils), the data as a run input, system metrics and the log;
-* the typed config check, then the fold loop (`fold=k` or `fold=all`), each fold a Lightning fit logged through
-  Lightning's MLFlowLogger into that run, one progress line per epoch;
+* before the run: the typed config check, the features (manifest, lineage), the folds, the competition and the
+  checkpoint to resume from, so a mistake is one error line and no run;
+* the fold loop (`fold=k` or `fold=all`), each fold a Lightning fit logged through Lightning's MLFlowLogger into
+  that run, one progress line per epoch;
 * out-of-fold predictions, the confusion matrix, the best checkpoint(s) and the model(s) with their code
   (`runs:/<id>/model` reloads the LightningModule), the CV summary and one summary line;
 * interrupts: the run ends KILLED with its checkpoints attached and says how to resume;
@@ -67,7 +69,7 @@ from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.features import Features, load_features
 from src.utils.logs import quiet_libraries
 from src.utils.model_io import code_snapshot, log_torch_model
-from src.utils.optuna_sweeper import PrunedTrial, TrialLink
+from src.utils.optuna_sweeper import PrunedTrial, TrialLink, trial_title
 from src.utils.paths import ROOT, experiment_of, resolve, shown
 from src.utils.predictions import predict_outputs, predict_trainer
 from src.utils.runs import tracked_run
@@ -125,7 +127,8 @@ def checked_ckpt(path: str | None) -> str | None:
 
 def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_dir: Path, run_id: str | None,
              cv: bool, link: TrialLink | None, competition: Competition,
-             predict_test: bool = False) -> FoldResult | None:
+             predict_test: bool = False, ckpt_path: str | None = None) -> FoldResult | None:
+    """One fold's fit; `ckpt_path`: the checkpoint to resume from, as `checked_ckpt` returned it."""
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     model, datamodule = build(cfg, features, fold)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
@@ -135,7 +138,7 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
     if checkpoint is not None:
         checkpoint.dirpath = str(ckpt_dir / f"fold{fold}")
     val_outputs = BestValidationOutputs(checkpoint)
-    label = f"trial {HydraConfig.get().job.num} " if HydraConfig.get().mode == RunMode.MULTIRUN else ""
+    label = f"trial {link.number} " if link is not None else ""
     label += f"fold {fold}/{features.n_folds - 1} " if cv else ""
     loggers: list[Any] = [RunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id,
                                     prefix=f"fold{fold}" if cv else "")] if run_id else []
@@ -149,7 +152,7 @@ def fit_fold(cfg: DictConfig, build: Build, features: Features, fold: int, ckpt_
                                 EpochReport(label), val_outputs, SaveOnInterrupt(str(ckpt_dir / f"fold{fold}"))],
         logger=loggers or False, default_root_dir=str(ckpt_dir), fast_dev_run=bool(cfg.debug))
     # a resumed checkpoint is one of this workspace's own (logs/lightning/), read in full like the best one below
-    trainer.fit(model, datamodule=datamodule, ckpt_path=checked_ckpt(cfg.ckpt_path), weights_only=False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     if not trainer.is_global_zero:
         return None  # a DDP worker: rank 0 keeps the checkpoint, the predictions and the record
 
@@ -304,9 +307,10 @@ def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> f
     run_id = os.environ.get(RUN_ENV, "ddp")
     folds = folds_to_run(cfg, features.n_folds)
     competition = competition_of(cfg, features)
+    ckpt_path = checked_ckpt(cfg.ckpt_path)
     for k in folds:
         fit_fold(cfg, build, features, k, paths.LIGHTNING_DIR / experiment / run_id, None, len(folds) > 1, None,
-                 competition)
+                 competition, ckpt_path=ckpt_path)
     return float("nan")
 
 
@@ -341,6 +345,18 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
     experiment_dir = Path(build.__code__.co_filename).resolve().parent
     stage, folder = experiment_of(build.__code__.co_filename)
     build, schema = from_module(build, schema)
+
+    # Everything that can be checked without a run is checked first: a typo (fold=7, a missing ckpt_path, stale
+    # features, another competition's features) is one error line and leaves the store as it was. What fails after
+    # the run has started ends it FAILED with its log.
+    validate(cfg, schema)
+    features = load_features(cfg.feature_dir)
+    folds = folds_to_run(cfg, features.n_folds)
+    competition = competition_of(cfg, features)
+    lineage = features.lineage()
+    ckpt_path = checked_ckpt(cfg.ckpt_path)
+    link = TrialLink.current(hydra_cfg, cfg.get("pruner")) if multirun else None
+
     tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
             "hydra_output_dir": hydra_cfg.runtime.output_dir}
     if multirun and os.environ.get(PARENT_RUN_ENV):
@@ -348,33 +364,26 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
     experiment = "__debug__" if cfg.debug else str(cfg.experiment_name)
     params = {**OmegaConf.to_container(cfg, resolve=True),
               **{f"choice.{k}": v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")}}
-
-    # Everything, the config check included, happens inside the run: a failed attempt leaves a FAILED run with
-    # its log, and a failed sweep trial is recorded like any other.
-    with tracked_run(stage, folder, experiment, params=params, tags=tags,
-                     run_name=f"trial-{hydra_cfg.job.num}" if multirun else None,
+    # a trial's run is named after the experiment, the trial and its sampled values: model01 #4 lr=0.003728 ...
+    run_name = f"{folder} #{link.number} {trial_title(link.trial.params)}".strip()[:250] if link else None
+    with tracked_run(stage, folder, experiment, params=params, tags=tags, run_name=run_name,
                      system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug, note=cfg.get("note"),
                      path=experiment_dir.relative_to(ROOT).as_posix()) as run:
-        validate(cfg, schema)
-        link = TrialLink.current(hydra_cfg, cfg.get("pruner")) if multirun else None
         if link is not None:
             mlflow.set_tags(link.attach(run.info.run_id))
-        features = load_features(cfg.feature_dir)
-        folds = folds_to_run(cfg, features.n_folds)
-        competition = competition_of(cfg, features)
-        mlflow.set_tags({**features.lineage(), "competition": competition.name, "task": competition.task.kind,
+        mlflow.set_tags({**lineage, "competition": competition.name, "task": competition.task.kind,
                          "competition_metric": competition.metric.name})
         log_run_files(cfg, experiment_dir, features, folds)
         log_competition(competition)
         ckpt_dir = paths.LIGHTNING_DIR / experiment / run.info.run_id
         os.environ[RUN_ENV] = run.info.run_id  # DDP processes started from here train into the same folders
         cv = len(folds) > 1
-        trial_label = f"trial {hydra_cfg.job.num}: " if multirun else ""
+        trial_label = f"trial {link.number}: " if link is not None else ""
         results: list[FoldResult] = []
         try:
             for k in folds:
                 results.append(fit_fold(cfg, build, features, k, ckpt_dir, run.info.run_id, cv, link, competition,
-                                        predict_test=cv and not cfg.debug))
+                                        predict_test=cv and not cfg.debug, ckpt_path=ckpt_path))
                 # fold=all: each fold is a step of the trial, reported as the mean of the folds so far
                 if link is not None and (results[-1].pruned or (
                         cv and link.report(float(np.mean([r.best_score for r in results])), len(results) - 1))):

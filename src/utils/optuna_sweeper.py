@@ -7,6 +7,8 @@ adds, on top of the official implementation's search-space parsing and trial con
 * **Each job receives its Optuna trial.** The trial's id reaches the job through `hydra.job.env_set`, so it works
   with every launcher (in-process, joblib, submitit); the job reports each epoch's monitored value to the trial,
   stores its MLflow run id on the trial (`mlflow_run_id`) and tags its run with `optuna_study`/`optuna_trial`.
+  Jobs are numbered by their trials (`hydra.job.num`, the multirun sub-folder), and the launch line names the
+  trial once with its sampled values (`#4 : lr=0.003728 dropout=0.32`), without that plumbing.
 * **Pruning.** The job asks the study's pruner (the task config's `pruner` node) after each report and stops a
   hopeless trial; it returns a `PrunedTrial` and the trial ends PRUNED.
 * **One budget.** `n_trials` counts the study's finished trials (COMPLETE, PRUNED, FAIL): a re-run continues up
@@ -27,23 +29,22 @@ import functools
 import logging
 import math
 import os
+import re
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper import _impl
-from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
 
 from src.utils.errors import WorkspaceError
+
+# the plugin (config node and class, registered with Hydra) imports no Optuna: src/utils/optuna_plugin.py
+from src.utils.optuna_plugin import WorkspaceOptunaSweeper, WorkspaceOptunaSweeperConf  # noqa: F401
 
 log = logging.getLogger(__name__)
 _impl.optuna.logging.set_verbosity(logging.WARNING)  # not a line per study load; our own lines say what happens
@@ -216,6 +217,59 @@ def parse_space(arguments: list[str]) -> tuple[dict, dict, list]:
     return dists, fixed, fixed_overrides
 
 
+def short(value: Any) -> str:
+    """A parameter value for names and lines: numbers to 4 significant digits (0.003728, 0.32, 64)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def trial_title(params: dict[str, Any]) -> str:
+    """A trial's sampled parameters, short: `lr=0.003728 dropout=0.32`."""
+    return " ".join(f"{k}={short(v)}" for k, v in params.items())
+
+
+# Hydra's launchers log each job as `#<job number> : <its overrides>`, the overrides that hand a job its trial
+# (hydra.job.env_set...) and the sweep's fixed ones included. The jobs are numbered by their trials here, and the
+# line keeps the trial's sampled parameters only: `#4 : lr=0.003728 dropout=0.32`.
+LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
+                    "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
+_LAUNCH_LINE = re.compile(r"^(\s*)#(\d+) : ")
+
+
+class LaunchLine(logging.Filter):
+    """Rewrites a launcher's `#<n> : <overrides>` line to `#<n> : <sampled parameters>` for the trials it knows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.titles: dict[int, str] = {}  # trial number -> its sampled parameters, as shown
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _LAUNCH_LINE.match(str(record.msg)) if isinstance(record.msg, str) and not record.args else None
+        if match and int(match[2]) in self.titles:
+            record.msg = f"{match[1]}#{match[2]} : {self.titles[int(match[2])]}"
+        return True
+
+
+LAUNCH_LINE = LaunchLine()
+
+
+def show_launch_lines() -> None:
+    for name in LAUNCHER_LOGGERS:
+        if LAUNCH_LINE not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(LAUNCH_LINE)
+
+
+def consecutive(trials: list) -> list[list]:
+    """The trials (sorted by number) in runs of consecutive numbers: each run is launched with its first number as
+    the first job number, so a job's number (hydra.job.num, its multirun sub-folder) is its trial's number."""
+    groups: list[list] = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        if groups and trial.number == groups[-1][-1].number + 1:
+            groups[-1].append(trial)
+        else:
+            groups.append([trial])
+    return groups
+
+
 def quoted(value: str) -> str:
     """A string as a quoted Hydra override value."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -282,6 +336,7 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
                     if not self.is_grid():
                         study.sampler = self._sampler(len(study.get_trials(deepcopy=False)))
                     trials.append(study.ask())
+            trials.sort(key=lambda t: t.number)
             overrides = []
             for trial in trials:
                 if not self.is_grid():
@@ -289,9 +344,15 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
                 (job,) = self._configure_trials([trial], dists, fixed, fixed_overrides)
                 overrides.append((*job, f"++hydra.job.env_set.{TRIAL_ENV}={trial._trial_id}",
                                   f"++hydra.job.env_set.{STUDY_ENV}={quoted(study.study_name)}"))
+                LAUNCH_LINE.titles[trial.number] = trial_title(trial.params)
+            show_launch_lines()
             try:
                 with heartbeats(storage, [t._trial_id for t in trials]):
-                    returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+                    returns, start = [], 0
+                    for group in consecutive(trials):
+                        returns += self.launcher.launch(overrides[start:start + len(group)],
+                                                        initial_job_idx=group[0].number)
+                        start += len(group)
             except BaseException:  # Ctrl-C, SIGTERM: the trials end FAIL, their points queued for the resume
                 for trial in trials:
                     with contextlib.suppress(Exception):
@@ -299,7 +360,6 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
                         study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
                         queue_again(study, trial.number)
                 raise
-            self.job_idx += len(returns)
             told = [self._tell(study, trial, ret, len(directions)) for trial, ret in zip(trials, returns, strict=True)]
             failures = [f for f in told if f is not None]
             if failures and len(failures) / len(returns) > self.max_failure_rate:
@@ -343,30 +403,6 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
         log.warning("trial %d failed: %s", trial.number, str(failure).splitlines()[0] if str(failure) else
                     type(failure).__name__)
         return failure
-
-
-class WorkspaceOptunaSweeper(OptunaSweeper):
-    """The plugin Hydra instantiates for `hydra/sweeper=workspace_optuna` (see the module docstring)."""
-
-    def __init__(self, sampler: Any, heartbeat_interval: int | None = None, grace_period: int | None = None,
-                 **kwargs: Any) -> None:
-        self.sweeper = WorkspaceSweeperImpl(sampler, heartbeat_interval, grace_period, **kwargs)
-
-
-@dataclass
-class WorkspaceOptunaSweeperConf(OptunaSweeperConf):
-    _target_: str = f"{__name__}.WorkspaceOptunaSweeper"
-    # a trial whose worker sent no heartbeat for grace_period seconds is failed and its point queued again
-    heartbeat_interval: int | None = 10
-    grace_period: int | None = 60
-
-
-# Hydra 1.4 instantiates `hydra.callbacks` without an execution whitelist and warns about it on every sweep; the
-# callback is this workspace's own (src.utils.sweep), so that warning says nothing here.
-warnings.filterwarnings("ignore", message=r"hydra\.utils\.instantiate\(\) resolved _target_='src\.utils\.sweep\.")
-ConfigStore.instance().store(group="hydra/sweeper", name="workspace_optuna", node=WorkspaceOptunaSweeperConf,
-                             provider="kaggle_workspace")
-Plugins.instance().register(WorkspaceOptunaSweeper)
 
 
 # --- the job's side ---------------------------------------------------------------------------------------------

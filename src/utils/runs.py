@@ -14,6 +14,7 @@ from typing import Any
 import mlflow
 
 from src.utils.errors import WorkspaceError, in_multirun
+from src.utils.liveness import Heartbeat, process_tags
 from src.utils.tracking import get_or_create_experiment, log_params_flat, setup_mlflow, standard_tags
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,14 @@ def tracked_run(
     install_interrupt_handlers()
     setup_mlflow()
     experiment_id = get_or_create_experiment(experiment)
+    heartbeat = Heartbeat()  # the run says it is alive until it ends; a run whose process died is ended FAILED
     with _run_log() as log_files:
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics)
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics,
+                               tags={**process_tags(), "log_file": str(log_files[0])})
         status = "FINISHED"
         try:
-            mlflow.set_tags({**standard_tags(stage, folder, path), "log_file": str(log_files[0]), **(tags or {})})
+            heartbeat.start(run.info.run_id)
+            mlflow.set_tags({**standard_tags(stage, folder, path), **(tags or {})})
             if note:  # the run's description in the MLflow UI
                 mlflow.set_tag("mlflow.note.content", str(note))
             if params:
@@ -114,6 +118,7 @@ def tracked_run(
             log.exception("run %s failed", run.info.run_id)
             raise
         finally:
+            heartbeat.stop()
             try:
                 for handler in logging.getLogger().handlers:
                     handler.flush()

@@ -5,8 +5,8 @@ Every entry script declares its keys as a dataclass (a structured config): the h
 YAML; the dataclass says what they may be. `preflight()` runs before Hydra starts: it composes the config with
 Hydra's own command-line parser and composition (every value a sweep can take included) and checks it against
 the dataclass, so a misspelt key, a wrong type or an impossible value ends in one `error:` line naming the key,
-the value and what is allowed, before any run is started. The harness checks the config again inside each run
-(`validate`), so a sweep launched by other means still records a wrong trial as a failed run.
+the value and what is allowed, before any run is started. The harness checks the config again before each run
+(`validate`), so a trial a sweep hands a wrong value fails in Optuna (and the sweep goes on) without a run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import difflib
 import inspect
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,8 +189,8 @@ def _sweep_values(override: Any) -> list[Any]:
     return values if override.is_choice_sweep() else values[:1] + values[-1:]
 
 
-def _explain(exc: Exception, overrides: list[str], base: DictConfig | None, config_file: str) -> str:
-    """One line for what Hydra's composition refused."""
+def _explain(exc: Exception, overrides: list[str], base: Callable[[], DictConfig | None], config_file: str) -> str:
+    """One line for what Hydra's composition refused (`base`: the config without overrides, for spelling hints)."""
     from hydra.errors import MissingConfigException
 
     cause = exc.__cause__ or exc.__context__
@@ -203,7 +204,7 @@ def _explain(exc: Exception, overrides: list[str], base: DictConfig | None, conf
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(cause, ConfigKeyError | ConfigAttributeError) and text.startswith("Could not override"):
         key = text.split("'")[1] if text.count("'") >= 2 else "?"
-        known = [k for k, _ in _flat_keys(base)] if base is not None else []
+        known = [k for k, _ in _flat_keys(base())]
         close = difflib.get_close_matches(key, known, n=2)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         return (f"unknown config key '{key}'{hint} in {config_file}; fix the spelling, or add a new key "
@@ -231,7 +232,7 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
     from hydra.core.override_parser.types import Override
     from hydra.errors import HydraException
 
-    import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+    import src.utils.optuna_plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna; imports no Optuna)
 
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.shell_completion or args.info or args.experimental_rerun:
@@ -250,7 +251,9 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
                              f"with brackets or commas in the shell, e.g. 'lr=interval(1e-4,1e-1)'") from exc
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not args.multirun:
-        raise WorkspaceError(f"{sweeps[0].input_line} is a sweep: add -m to run it as an Optuna sweep")
+        key, _, value = sweeps[0].input_line.partition("=")
+        raise WorkspaceError(f"{sweeps[0].input_line} is a sweep: add -m to run it as an Optuna sweep; for one value "
+                             f"with commas, quote it for Hydra inside the shell's quotes: '{key}=\"{value}\"'")
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
 
     GlobalHydra.instance().clear()
@@ -266,11 +269,12 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
             validate(cfg, schema)
             return cfg
 
-        base = None
-        try:
-            base = compose(config_name, [], return_hydra_config=args.multirun)
-        except (HydraException, OmegaConfBaseException):
-            pass  # the config itself is broken: the composition below says how
+        def base() -> DictConfig | None:  # composed only to suggest the spelling of an unknown key
+            try:
+                return compose(config_name, [], return_hydra_config=args.multirun)
+            except (HydraException, OmegaConfBaseException):
+                return None  # the config itself is broken: the composition's own error says how
+
         cfg = composed(fixed)
         if args.multirun:
             from src.utils.optuna_sweeper import check_settings, parse_space
@@ -297,7 +301,7 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
 def preflight(file: str, schema: type, config_name: str = "config", argv: list[str] | None = None) -> None:
     """Exit with one `error:` line if the command line (or the config) holds a key, type or value the entry
     script `file` cannot run with. Call it before the @hydra.main function."""
-    from src.utils.tracking import check_store
+    from src.utils.store import check_store
 
     try:
         check_store()

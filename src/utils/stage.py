@@ -1,9 +1,10 @@
 """What every data stage (src/dataset/datasetNN, src/feature/featureNN) does around its own transformation.
 
-`build_stage` skips the work when the output folder was built from the same inputs, config and code (and says
-so); otherwise it opens the stage's MLflow run, lets the stage write its files into a temporary folder, adds
-`manifest.json` (the stage's facts, the content hash of the files, the inputs fingerprint and the run_id) and
-swaps the folder in at once: an output is complete or absent, never half-written.
+`build_stage` first checks the config and the folder the stage reads (its files against its manifest), so a mistake
+is one error line and no run; it skips the work when the output folder was built from the same inputs, config and
+code (and says so); otherwise it opens the stage's MLflow run, lets the stage write its files into a temporary
+folder, adds `manifest.json` (the stage's facts, the content hash of the files, the inputs fingerprint and the
+run_id) and swaps the folder in at once: an output is complete or absent, never half-written.
 """
 
 from __future__ import annotations
@@ -14,19 +15,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.errors import exit_on_user_error
+from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.hashing import json_sha256, tree_sha256
 from src.utils.io import atomic_dir, read_json
 from src.utils.manifest import first_change, seal
-from src.utils.paths import experiment_of, resolve, shown
-from src.utils.runs import tracked_run
+from src.utils.paths import ROOT, experiment_of, resolve, shown
 from src.utils.schema import validate
-from src.utils.tracking import log_data_input
 
 log = logging.getLogger(__name__)
+ENTRY_SCRIPTS = {"dataset": "make_dataset.py", "feature": "build_features.py"}
+
+
+def check_input(folder: Path) -> None:
+    """A stage output this stage reads: every file its manifest lists is there and unchanged (checked before the run
+    starts, so a damaged input is one error line and no run). A folder without a manifest (raw data) is not checked."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return
+    change = first_change(folder, read_json(manifest))
+    if change is not None:
+        stage = folder.name.rstrip("0123456789")
+        script = Path("src", stage, folder.name, ENTRY_SCRIPTS.get(stage, ""))
+        how = (f"poetry run python {script} force=true" if stage in ENTRY_SCRIPTS and (ROOT / script).is_file()
+               else "the script that wrote it, with force=true")
+        raise WorkspaceError(f"{shown(change[0])} {change[1]}; rebuild {folder.name}: {how}")
 
 
 def _up_to_date(out_dir: Path, fingerprint: str) -> dict | None:
@@ -54,6 +68,8 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
     `reads`: (name, folder, digest) of the data read, logged as the run's input.
     """
     validate(cfg, schema)
+    if reads is not None:
+        check_input(reads[1])
     stage, folder = experiment_of(file)
     out_dir = resolve(cfg.output_dir)
     config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("force", "hydra")}
@@ -62,6 +78,11 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
         log.info("%s is up to date (content hash %s, built by run %s); nothing to do (force=true rebuilds)",
                  shown(out_dir), done["content_hash"][:12], done["mlflow_run_id"])
         return done["content_hash"]
+
+    import mlflow  # the run's libraries load once the command and the inputs are checked
+
+    from src.utils.runs import tracked_run
+    from src.utils.tracking import log_data_input
 
     tags = {**(tags or {}), **({"competition": str(cfg.competition)} if cfg.get("competition") else {})}
     with tracked_run(stage, folder, cfg.experiment_name, params=OmegaConf.to_container(cfg, resolve=True),

@@ -47,17 +47,20 @@ class MlflowSweepCallback(Callback):
         self.stage, self.folder = stage, folder
         self.parent_run_id: str | None = None
         self.config: DictConfig | None = None
+        self.heartbeat = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow import MlflowClient
 
         from src.utils.errors import WorkspaceError
-        from src.utils.runs import install_interrupt_handlers
+        from src.utils.liveness import Heartbeat, process_tags
+        from src.utils.runs import _job_log_files, install_interrupt_handlers
         from src.utils.tracking import get_or_create_experiment, setup_mlflow, standard_tags
 
         install_interrupt_handlers()
         try:
             setup_mlflow()
+            heartbeat = Heartbeat()
         except WorkspaceError as exc:  # Hydra would only warn about an exception from a callback and go on
             print(f"error: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(exc.exit_code) from exc
@@ -77,8 +80,12 @@ class MlflowSweepCallback(Callback):
             "sweep_dir": str(config.hydra.sweep.dir),
             "mlflow.runName": f"sweep {sweeper.study_name}",
         }
+        tags |= process_tags()
+        if log_files := _job_log_files():  # when Hydra's logging of the sweep process writes a file
+            tags["log_file"] = str(log_files[0])
         run = client.create_run(experiment_id, tags=tags)
         self.parent_run_id = run.info.run_id
+        self.heartbeat = heartbeat.start(self.parent_run_id)  # a parent whose process died is ended FAILED
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
         earlier = [r for r in client.search_runs(
             [experiment_id], f"tags.optuna_study = '{sweeper.study_name}' and tags.sweep = 'parent'",
@@ -115,8 +122,8 @@ class MlflowSweepCallback(Callback):
         try:
             best = summarize_sweep(client, run_id, self.config)
             if best is None and status != "KILLED":
-                print(f"sweep parent run {run_id}: no trial completed; the failed runs' logs in MLflow say why "
-                      f"({browse_hint()})", flush=True)
+                print(f"sweep parent run {run_id}: no trial completed; the `trial N failed:` lines above and the "
+                      f"failed runs' logs in MLflow say why ({browse_hint()})", flush=True)
             elif best is not None:
                 print(f"sweep done: parent run {run_id}; best run_id={best['run_id']} "
                       f"{best['metric']}={best['value']:.4f} params={best['params']} "
@@ -125,6 +132,8 @@ class MlflowSweepCallback(Callback):
             log.exception("could not summarise sweep %s", run_id)
             status = "FAILED"
         finally:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
             client.set_terminated(run_id, status)
         log.info("sweep parent run %s ended %s", run_id, status)
         if status == "KILLED":

@@ -19,6 +19,10 @@ from typing import Any
 
 from src.utils.paths import MLRUNS_DIR, ROOT
 
+# the store's home (a copied or moved workspace) is read without MLflow: entry scripts check it before it loads
+from src.utils.store import check_store, relocate_store, store_home  # noqa: F401  (re-exported)
+from src.utils.store import check_store_home as _check_store_home
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -57,7 +61,28 @@ def setup_mlflow(uri: str | None = None) -> str:
         _READY.add(uri)
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    if uri not in _REAPED:  # once per process: end the runs whose process died (kill -9, out of memory)
+        _REAPED.add(uri)
+        _end_dead_runs(uri)
     return uri
+
+
+_REAPED: set[str] = set()
+
+
+def _end_dead_runs(uri: str) -> None:
+    """src.utils.liveness.end_dead_runs; a store that cannot answer now does not stop the command."""
+    import logging
+
+    from src.utils import liveness
+
+    grace = liveness.seconds(liveness.GRACE_ENV, 600)  # a bad value is the user's to fix: one error line
+    if not liveness.maybe_running(uri):  # one SQLite query; nothing RUNNING costs nothing more
+        return
+    try:
+        liveness.end_dead_runs(mlflow.MlflowClient(tracking_uri=uri), command_line()[:300], grace)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("could not look for runs whose process died: %s", exc)
 
 
 def _init_sqlite_store(uri: str, db: Path) -> None:
@@ -76,59 +101,6 @@ def _init_sqlite_store(uri: str, db: Path) -> None:
         with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
             if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL")
-
-
-_ARTIFACTS_TAIL = "/logs/mlruns/artifacts/"
-_PATH_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"),
-                 ("model_versions", "source"), ("model_versions", "storage_location"), ("datasets", "dataset_source"))
-
-
-def store_home(db: Path) -> Path | None:
-    """The workspace root whose logs/mlruns/artifacts the SQLite store's experiments point at (None: no such)."""
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as con:
-        try:
-            rows = con.execute("SELECT artifact_location FROM experiments WHERE artifact_location LIKE ?",
-                               (f"%{_ARTIFACTS_TAIL}%",)).fetchall()
-        except sqlite3.OperationalError:  # no schema yet
-            return None
-    for (location,) in rows:
-        path = location.removeprefix("file://")
-        return Path(path[: path.index(_ARTIFACTS_TAIL)])
-    return None
-
-
-def relocate_store(root: Path = ROOT) -> Path | None:
-    """Point a copied or moved workspace's SQLite store at its own logs/mlruns/artifacts (MLflow keeps absolute
-    artifact locations); returns the root it pointed at before, or None when there was nothing to change."""
-    import sqlite3
-
-    db = root / "logs" / "mlruns" / "mlflow.db"
-    if not db.is_file() or (old := store_home(db)) is None or old == root:
-        return None
-    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
-        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        for table, column in _PATH_COLUMNS:
-            if table in tables:
-                con.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)",  # noqa: S608 (fixed names)
-                            (str(old) + "/", str(root) + "/"))
-    return old
-
-
-def check_store() -> None:
-    """Refuse a workspace store that names another workspace's artifacts (a copied or moved workspace)."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        _check_store_home(MLRUNS_DIR / "mlflow.db")
-
-
-def _check_store_home(db: Path) -> None:
-    home = store_home(db) if db.is_file() else None
-    if home is not None and home != ROOT:
-        from src.utils.errors import WorkspaceError
-
-        raise WorkspaceError(f"{db.relative_to(ROOT)} keeps its artifacts in {home} (this workspace was copied or "
-                             f"moved from there); run `bash scripts/setup.sh` in {ROOT} to point it at {ROOT}")
 
 
 def get_or_create_experiment(name: str) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from omegaconf import DictConfig
 
-from src.utils.features import Features
 from src.utils.schema import instantiate
+
+if TYPE_CHECKING:
+    from src.utils.features import Features
 
 
 def build(cfg: DictConfig, features: Features, fold: int):

@@ -13,14 +13,16 @@ built for a fold (build). Tracking, folds, checkpoints, OOF predictions and inte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import MISSING, DictConfig
 
-from src.utils.features import Features
-from src.utils.harness import fit, instantiate
 from src.utils.paths import config_dir
-from src.utils.schema import TrainConfig, preflight, require
+from src.utils.schema import TrainConfig, instantiate, preflight, require
+
+if TYPE_CHECKING:
+    from src.utils.features import Features
 
 
 @dataclass
@@ -43,6 +45,8 @@ def build(cfg: DictConfig, features: Features, fold: int):
 
 @hydra.main(config_path=config_dir(__file__), config_name="config")
 def main(cfg: DictConfig) -> float:
+    from src.utils.harness import fit  # torch, Lightning and MLflow load once the command line is checked
+
     return fit(cfg, build, Config)
 
 

@@ -13,11 +13,12 @@ from omegaconf import DictConfig
 
 from src.utils.paths import config_dir
 from src.utils.schema import PredictConfig, preflight
-from src.utils.submission import write_submission
 
 
 @hydra.main(config_path=config_dir(__file__), config_name="predict")
 def main(cfg: DictConfig) -> str:
+    from src.utils.submission import write_submission  # MLflow and torch load once the command line is checked
+
     return write_submission(cfg)
 
 

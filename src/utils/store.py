@@ -1,0 +1,62 @@
+"""Where the workspace's SQLite MLflow store keeps its artifacts, read with sqlite3 alone (no MLflow import), so an
+entry script refuses a copied or moved workspace's store in a fraction of a second, before anything loads."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from src.utils.paths import MLRUNS_DIR, ROOT
+
+_ARTIFACTS_TAIL = "/logs/mlruns/artifacts/"
+_PATH_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"),
+                 ("model_versions", "source"), ("model_versions", "storage_location"), ("datasets", "dataset_source"))
+
+
+def store_home(db: Path) -> Path | None:
+    """The workspace root whose logs/mlruns/artifacts the SQLite store's experiments point at (None: no such)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as con:
+        try:
+            rows = con.execute("SELECT artifact_location FROM experiments WHERE artifact_location LIKE ?",
+                               (f"%{_ARTIFACTS_TAIL}%",)).fetchall()
+        except sqlite3.OperationalError:  # no schema yet
+            return None
+    for (location,) in rows:
+        path = location.removeprefix("file://")
+        return Path(path[: path.index(_ARTIFACTS_TAIL)])
+    return None
+
+
+def relocate_store(root: Path = ROOT) -> Path | None:
+    """Point a copied or moved workspace's SQLite store at its own logs/mlruns/artifacts (MLflow keeps absolute
+    artifact locations); returns the root it pointed at before, or None when there was nothing to change."""
+    import sqlite3
+
+    db = root / "logs" / "mlruns" / "mlflow.db"
+    if not db.is_file() or (old := store_home(db)) is None or old == root:
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
+        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, column in _PATH_COLUMNS:
+            if table in tables:
+                con.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)",  # noqa: S608 (fixed names)
+                            (str(old) + "/", str(root) + "/"))
+    return old
+
+
+def check_store() -> None:
+    """Refuse a workspace store that names another workspace's artifacts (a copied or moved workspace)."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        check_store_home(MLRUNS_DIR / "mlflow.db")
+
+
+def check_store_home(db: Path) -> None:
+    home = store_home(db) if db.is_file() else None
+    if home is not None and home != ROOT:
+        from src.utils.errors import WorkspaceError
+
+        raise WorkspaceError(f"{db.relative_to(ROOT)} keeps its artifacts in {home} (this workspace was copied or "
+                             f"moved from there); run `bash scripts/setup.sh` in {ROOT} to point it at {ROOT}")
