@@ -3,22 +3,28 @@
 #   bash scripts/mlflow_ui.sh                       http://127.0.0.1:5000
 #   bash scripts/mlflow_ui.sh 5001                  another port
 #   bash scripts/mlflow_ui.sh 5000 --host 0.0.0.0   reachable from other machines (no login: think twice)
+#   bash scripts/mlflow_ui.sh --no-browser          do not open a browser
+# It also prints the runs table of the experiment with the latest run (/#/experiments/<id>?workflowType=
+# machine_learning: the "Model training" view, where MLflow alone would open on its GenAI pages) and, on a
+# desktop (DISPLAY or WAYLAND_DISPLAY, xdg-open) in a terminal, opens it once the server answers.
 # Ctrl-C stops it. From a laptop, prefer an SSH tunnel (ssh -L 5000:127.0.0.1:5000 host) to --host.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 require_venv
 
-usage="usage: bash scripts/mlflow_ui.sh [PORT] [--host HOST]"
+usage="usage: bash scripts/mlflow_ui.sh [PORT] [--host HOST] [--no-browser]"
 PORT=5000
 HOST=127.0.0.1
 host_given=0
 port_given=0
+browser=1
 while (($#)); do
   case "$1" in
     --host)
       [[ $# -ge 2 && -n "$2" ]] || { echo "error: --host needs an address, e.g. --host 0.0.0.0; $usage" >&2; exit 2; }
       HOST=$2; host_given=1; shift 2 ;;
     --host=*) HOST=${1#--host=}; host_given=1; shift ;;
+    --no-browser) browser=0; shift ;;
     -h|--help) echo "$usage"; exit 0 ;;
     *)
       if [[ $port_given == 0 && "$1" =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); then
@@ -35,16 +41,28 @@ ARTIFACTS="$ROOT/logs/mlruns/artifacts"
 require_free_port "$HOST" "$PORT" "MLflow UI" mlflow_ui.sh
 
 mkdir -p "$ARTIFACTS"
+# Runs whose process died (kill -9, out of memory) would show RUNNING forever: end them FAILED (src/utils/liveness.py).
+(cd "$ROOT" && "$PY" -m src.utils.liveness --tracking-uri "sqlite:///$DB" --found-by scripts/mlflow_ui.sh)
 
 # Counting active runs straight from SQLite takes milliseconds; importing mlflow for it would take seconds.
-runs=$("$PY" -S - "$DB" <<'EOF'
+# Second line: the id and name of the experiment to land on, the one with the most recent run (__debug__
+# only when it is the only one with runs).
+{ read -r runs; IFS=$'\t' read -r landing_id landing_name || true; } < <("$PY" -S - "$DB" <<'EOF'
 import pathlib, sqlite3, sys
 db = pathlib.Path(sys.argv[1])
+runs, latest = 0, None
 try:
     con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)
-    print(con.execute("SELECT COUNT(*) FROM runs WHERE lifecycle_stage = 'active'").fetchone()[0])
+    runs = con.execute("SELECT COUNT(*) FROM runs WHERE lifecycle_stage = 'active'").fetchone()[0]
+    latest = con.execute(
+        "SELECT e.experiment_id, e.name FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id"
+        " WHERE r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active' GROUP BY e.experiment_id"
+        " ORDER BY e.name = '__debug__', MAX(r.start_time) DESC LIMIT 1").fetchone()
 except sqlite3.Error:  # no file yet, or no tables yet
-    print(0)
+    pass
+print(runs)
+if latest:
+    print(f"{latest[0]}\t{latest[1]}")
 EOF
 )
 if [[ "$runs" == 0 ]]; then
@@ -60,6 +78,30 @@ fi
 
 case "$HOST" in 0.0.0.0|::|"[::]") url_host=127.0.0.1 ;; *:*) url_host="[$HOST]" ;; *) url_host=$HOST ;; esac
 echo "MLflow UI: http://$url_host:$PORT  (store: ${DB#"$ROOT"/}, artifacts: ${ARTIFACTS#"$ROOT"/}; Ctrl-C to stop)"
+if [[ -n "${landing_id:-}" ]]; then
+  landing="http://$url_host:$PORT/#/experiments/$landing_id?workflowType=machine_learning"
+  echo "Runs of ${landing_name}: $landing"
+  # On a desktop, in a terminal, open it once the server answers: a waiter beside the server, which replaces
+  # this shell below (the waiter gives up when the server exits or after 2 minutes).
+  if [[ $browser == 1 && ( -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ) && -t 1 ]] \
+      && command -v xdg-open >/dev/null; then
+    ( "$PY" -S - "http://$url_host:$PORT/health" "$$" <<'EOF' && xdg-open "$landing" >/dev/null 2>&1 ) &
+import os, sys, time, urllib.request
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2)
+        sys.exit(0)
+    except OSError:
+        try:
+            os.kill(int(sys.argv[2]), 0)
+        except OSError:  # the server is gone
+            sys.exit(1)
+        time.sleep(0.3)
+sys.exit(1)
+EOF
+  fi
+fi
 
 # Runs keep file:// artifact URIs, which the server reads directly. --default-artifact-root and
 # --artifacts-destination only matter for experiments created through the UI/REST API, and keep their

@@ -5,6 +5,25 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
+
+# The browser tests (tests/test_browser.py) drive Debian's Chromium through chromium-driver: installed here when
+# missing and run as root (as scripts/services.sh installs PostgreSQL); without them those tests skip. A run of
+# the fast tests alone (-m "not slow") does not need them.
+have_chromium() {
+  command -v chromedriver >/dev/null && { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }
+}
+if [[ " $* " != *"not slow"* ]] && ! have_chromium; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "==> installing Chromium for the browser tests (Debian packages chromium chromium-driver)"
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq chromium chromium-driver; } >/dev/null \
+      || echo "warning: installing chromium chromium-driver failed; the browser tests (tests/test_browser.py)" \
+        "will skip" >&2
+  else
+    echo "note: chromium and chromium-driver are not installed, so the browser tests (tests/test_browser.py)" \
+      "skip; install them (sudo apt-get install chromium chromium-driver) to run them"
+  fi
+fi
 echo "==> ruff check"
 "$PY" -m ruff check src tests
 echo "==> pytest"

@@ -163,6 +163,9 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
     assert sweep_row[0] == "model03" and sweep_row[3] == "2/2"
     assert sweep_row[5] == f"best_val_acc={parent.data.metrics['best_val_acc']:.4f}" and sweep_row[6] == best[:8]
     assert sweep_row[7] == f"lr={float(parent.data.params['best.lr']):.4g}"
+    # each experiment of the day links to its runs table in the MLflow UI's "Model training" view
+    model03 = client.get_experiment_by_name("model03").experiment_id
+    assert f"[model03](http://127.0.0.1:5000/#/experiments/{model03}?workflowType=machine_learning)" in runs_section
 
     # a second call appends; what the user wrote meanwhile (even without a final newline) stays
     path.write_text(text + "my note: dropout 0.1 next")
@@ -179,6 +182,27 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
     assert other.name == "2001-02-03.md" and "_No runs on 2001-02-03._" in other.read_text()
 
 
+def test_diary_links_each_experiment_to_its_runs_table() -> None:
+    from src.tools.diary import DayRuns, ui_links
+
+    def run(experiment_id: str) -> SimpleNamespace:
+        return SimpleNamespace(info=SimpleNamespace(experiment_id=experiment_id))
+
+    day = date(2024, 5, 1)
+    runs = [run("3"), run("1"), run("3")]
+    local = DayRuns(day, runs, {"1": "dataset01", "3": "model01"}, "sqlite:////ws/logs/mlruns/mlflow.db", False)
+    assert ui_links(local) == (
+        "MLflow UI (`bash scripts/mlflow_ui.sh`): "
+        "[model01](http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning) · "
+        "[dataset01](http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning)")
+    # a tracking server is its own UI; its address never carries the login
+    server = DayRuns(day, runs[:1], {"3": "model01"}, "http://user:***@hub:5055/", False)
+    assert ui_links(server) == ("MLflow UI (http://hub:5055): "
+                                "[model01](http://hub:5055/#/experiments/3?workflowType=machine_learning)")
+    assert ui_links(DayRuns(day, [], {}, "sqlite:////ws/logs/mlruns/mlflow.db", True)) == \
+        "MLflow UI: `bash scripts/mlflow_ui.sh`"
+
+
 def test_diary_without_a_store_says_no_runs_yet(workspace: Workspace) -> None:
     ws = workspace
     res = ws.bash("scripts/new_diary.sh", "2024-05-01")
@@ -186,6 +210,7 @@ def test_diary_without_a_store_says_no_runs_yet(workspace: Workspace) -> None:
     text = path.read_text()
     assert path == ws.root / "diary/2024-05-01.md"
     assert "No runs yet" in text and "_No sweeps on this day._" in text and "### Next ideas" in text
+    assert "MLflow UI: `bash scripts/mlflow_ui.sh`" in text and "${" not in text
     assert not (ws.root / "logs/mlruns/mlflow.db").exists()  # writing a note does not create a store
 
     for bad in ("2024-13-01", "yesterday", "2024-5-1"):

@@ -1,5 +1,6 @@
 """scripts/mlflow_ui.sh, optuna_dashboard.sh, tensorboard.sh, jupyter.sh and run_bg.sh as real processes in a
-throw-away workspace.
+throw-away workspace: their refusals, the empty store, Jupyter's token, background runs. What each UI shows on
+real runs is checked in a real browser by tests/test_browser.py.
 
 Servers run in their own process group, so teardown stops the script and everything it started.
 """
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -108,38 +111,110 @@ def busy_port() -> Iterator[int]:
 
 
 @pytest.mark.slow
-def test_mlflow_ui_serves_runs_and_their_artifacts(workspace: Workspace, tmp_path: Path) -> None:
-    ws = workspace
-    for res in (ws.bash("scripts/prepare_data.sh"), ws.script("src/dataset/dataset01/make_dataset.py")):
-        assert res.returncode == 0, res.stderr
-    client = ws.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("dataset01").experiment_id])
-    assert run.info.artifact_uri.startswith((ws.root / "logs/mlruns/artifacts").as_uri())
-
-    port, log = free_port(), tmp_path / "mlflow.log"
-    base = f"http://127.0.0.1:{port}"
-    with serve(ws, "scripts/mlflow_ui.sh", str(port), log=log) as proc:
-        wait_http(proc, f"{base}/health", log)
-        assert http_status(f"{base}/") == 200
-        out = log.read_text()
-        assert f"MLflow UI: {base}" in out and "empty" not in out
-
-        # What the UI calls to list and show a run's artifacts: they must resolve to the workspace's files.
-        listing = get_json(f"{base}/api/2.0/mlflow/artifacts/list?run_id={run.info.run_id}")
-        assert {f["path"] for f in listing["files"]} >= {"manifest.json", "logs"}, listing
-        manifest = get_json(f"{base}/get-artifact?path=manifest.json&run_uuid={run.info.run_id}")
-        assert manifest["mlflow_run_id"] == run.info.run_id
-
-
-@pytest.mark.slow
 def test_mlflow_ui_on_an_empty_store_says_so_and_still_serves(workspace: Workspace, tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "mlflow.log"
     with serve(workspace, "scripts/mlflow_ui.sh", str(port), log=log) as proc:
         wait_http(proc, f"http://127.0.0.1:{port}/health", log)
         out = log.read_text()
-    assert "empty" in out and "bash scripts/demo.sh" in out, out
+    assert "empty" in out and "bash scripts/demo.sh" in out and "Runs of" not in out, out
     # the server created the store in the workspace, not in the current directory
     assert (workspace.root / "logs/mlruns/mlflow.db").is_file() and not list(workspace.cwd.iterdir())
+
+
+def add_runs(ws: Workspace, *runs: tuple[str, int]) -> None:
+    """Finished runs (experiment name, start time in ms) in the workspace's MLflow store."""
+    client = ws.client()
+    for name, start in runs:
+        exp = client.get_experiment_by_name(name)
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            name, artifact_location=(ws.root / "logs/mlruns/artifacts" / name).as_uri())
+        run = client.create_run(exp_id, start_time=start)
+        client.set_terminated(run.info.run_id, end_time=start + 1000)
+
+
+def fake_desktop(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A desktop session whose xdg-open only writes down what it was asked to open."""
+    (tmp_path / "bin").mkdir(parents=True)
+    opened = tmp_path / "opened.txt"
+    xdg = tmp_path / "bin/xdg-open"
+    xdg.write_text(f'#!/bin/sh\necho "$@" >> {opened}\n')
+    xdg.chmod(0o755)
+    return {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "DISPLAY": ":99"}, opened
+
+
+@pytest.mark.slow
+def test_mlflow_ui_prints_the_latest_experiments_runs_table(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    now = int(time.time() * 1000)
+    ids = {}
+    # __debug__ is the landing page only while no other experiment has runs; then the latest run's experiment
+    for name, start in (("__debug__", now - 5000), ("dataset01", now - 9000), ("model01", now - 7000)):
+        add_runs(ws, (name, start))
+        ids[name] = ws.client().get_experiment_by_name(name).experiment_id
+        port, log = free_port(), tmp_path / f"{name}.log"
+        desktop, opened = fake_desktop(tmp_path / name)
+        with serve(ws, "scripts/mlflow_ui.sh", str(port), log=log, **desktop) as proc:
+            deadline = time.monotonic() + 60  # the line is printed before the server starts
+            while time.monotonic() < deadline and "\nRuns of " not in log.read_text() and proc.poll() is None:
+                time.sleep(0.1)
+            out = log.read_text()
+        # each experiment added becomes the landing page: __debug__ alone, then dataset01 (older than the
+        # __debug__ run), then model01 (newer than dataset01's run)
+        url = f"http://127.0.0.1:{port}/#/experiments/{ids[name]}?workflowType=machine_learning"
+        assert f"Runs of {name}: {url}\n" in out, out
+        assert not opened.exists()  # not a terminal (the output goes to a file): nothing is opened
+
+
+@pytest.mark.slow
+def test_mlflow_ui_opens_the_runs_table_on_a_desktop(workspace: Workspace, tmp_path: Path) -> None:
+    """In a terminal (a pty here) with a display, xdg-open gets the runs table once the server answers."""
+    ws = workspace
+    add_runs(ws, ("model01", int(time.time() * 1000)))
+    exp_id = ws.client().get_experiment_by_name("model01").experiment_id
+    for args in ((), ("--no-browser",)):
+        desktop, opened = fake_desktop(tmp_path / f"run{len(args)}")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(["bash", str(ws.root / "scripts/mlflow_ui.sh"), str(port), *args], cwd=ws.cwd,
+                                env=ws.env(**desktop), stdin=slave, stdout=slave, stderr=slave,
+                                start_new_session=True)
+        os.close(slave)
+        output = bytearray()
+        reader = threading.Thread(target=drain, args=(master, output), daemon=True)
+        reader.start()
+        try:
+            if not args:
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline and not opened.exists() and proc.poll() is None:
+                    time.sleep(0.1)
+                assert opened.exists(), output.decode(errors="replace")
+                assert http_status(f"{base}/health") == 200  # it was opened after the server answered
+                assert opened.read_text() == f"{base}/#/experiments/{exp_id}?workflowType=machine_learning\n"
+            else:
+                (log := tmp_path / "no-browser.log").write_bytes(bytes(output))
+                wait_http(proc, f"{base}/health", log)
+                deadline = time.monotonic() + 2  # the opener polls every 0.3 s: time enough to have opened
+                while time.monotonic() < deadline and not opened.exists():
+                    time.sleep(0.1)
+                assert not opened.exists(), opened.read_text()
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+            reader.join(timeout=5)
+            os.close(master)
+
+
+def drain(fd: int, into: bytearray) -> None:
+    """Read a pty until its other side is closed (a full pty would block the server)."""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.extend(chunk)
 
 
 def test_mlflow_ui_refuses_a_busy_port(workspace: Workspace, busy_port: int) -> None:
@@ -156,48 +231,12 @@ def test_mlflow_ui_rejects_a_bad_port(workspace: Workspace) -> None:
 # --- Optuna dashboard ---------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_optuna_dashboard_serves_the_workspace_studies(workspace: Workspace, tmp_path: Path) -> None:
-    import optuna
-
-    storage = f"sqlite:///{workspace.root / 'logs/optuna/optuna.db'}"
-    (workspace.root / "logs/optuna").mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(study_name="dash", storage=storage, direction="maximize")
-    study.add_trial(optuna.trial.create_trial(params={"lr": 0.01}, value=0.9,
-                                              distributions={"lr": optuna.distributions.FloatDistribution(1e-4, 1)}))
-    port, log = free_port(), tmp_path / "dashboard.log"
-    base = f"http://127.0.0.1:{port}"
-    with serve(workspace, "scripts/optuna_dashboard.sh", str(port), log=log) as proc:
-        wait_http(proc, f"{base}/api/studies", log)
-        assert http_status(f"{base}/dashboard") == 200
-        names = [s["study_name"] for s in get_json(f"{base}/api/studies")["study_summaries"]]
-        assert names == ["dash"] and f"Optuna dashboard: {base}" in log.read_text()
-
-
 def test_optuna_dashboard_refuses_a_busy_port(workspace: Workspace, busy_port: int) -> None:
     res = workspace.bash("scripts/optuna_dashboard.sh", str(busy_port), timeout=30)
     assert_one_error_line(res, str(busy_port), "bash scripts/optuna_dashboard.sh")
 
 
 # --- TensorBoard ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_tensorboard_serves_the_logs_of_tensorboard_runs(workspace: Workspace, tmp_path: Path) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
-    logdir = workspace.root / "logs/tensorboard/model01/run1"
-    with SummaryWriter(str(logdir)) as writer:
-        for step in range(3):
-            writer.add_scalar("val_acc", 0.5 + step / 10, step)
-    port, log = free_port(), tmp_path / "tensorboard.log"
-    base = f"http://127.0.0.1:{port}"
-    with serve(workspace, "scripts/tensorboard.sh", str(port), log=log) as proc:
-        wait_http(proc, f"{base}/data/runs", log, timeout=120)
-        deadline = time.monotonic() + 60
-        while "model01/run1" not in (runs := get_json(f"{base}/data/runs")) and time.monotonic() < deadline:
-            time.sleep(0.5)  # TensorBoard reads the folder in the background
-        assert "model01/run1" in runs and f"TensorBoard: {base}" in log.read_text()
 
 
 def test_tensorboard_refuses_a_busy_port(workspace: Workspace, busy_port: int) -> None:

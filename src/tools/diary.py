@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from string import Template
 from typing import Any
+from urllib.parse import urlsplit
 
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.paths import ROOT
@@ -30,6 +31,7 @@ KEY_PARAMS = ("lr", "batch_size", "dropout", "choice.optimizer", "fold", "max_ep
               "normalization.method")
 SWEEP_PARAMS = ("n_trials",)
 SEARCH_SPACE_CHARS = 80
+UI_DEFAULT = "http://127.0.0.1:5000"  # where bash scripts/mlflow_ui.sh serves the workspace store by default
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def fetch_day_runs(day: date) -> DayRuns:
 
     from src.utils.tracking import setup_mlflow
 
-    setup_mlflow(uri)
+    setup_mlflow(uri)  # ends the runs whose process died first (src.utils.liveness): they are listed FAILED
     client = mlflow.MlflowClient()
     try:
         experiments = {e.experiment_id: e.name for e in client.search_experiments()}
@@ -207,9 +209,35 @@ def sweeps_table(day_runs: DayRuns) -> str:
                   "best_run_id", "best params"], rows)
 
 
+def ui_base(store: str) -> str:
+    """The MLflow UI that shows `store`: a tracking server's own (no credentials), else scripts/mlflow_ui.sh's."""
+    if not store.startswith(("http://", "https://")):
+        return UI_DEFAULT
+    parts = urlsplit(store)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def ui_links(day_runs: DayRuns) -> str:
+    """One line: the runs table of each experiment of the day in the MLflow UI's "Model training" view.
+
+    `?workflowType=machine_learning` is what makes MLflow 3 show the runs rather than its GenAI pages.
+    """
+    base = ui_base(day_runs.store)
+    where = "`bash scripts/mlflow_ui.sh`" if base == UI_DEFAULT else base
+    ids = list(dict.fromkeys(run.info.experiment_id for run in day_runs.runs))  # in the order of the runs
+    if not ids:
+        return f"MLflow UI: {where}"
+    links = [f"[{day_runs.experiments.get(i, i)}]({base}/#/experiments/{i}?workflowType=machine_learning)"
+             for i in ids]
+    return f"MLflow UI ({where}): " + " · ".join(links)
+
+
 def render_section(day_runs: DayRuns, now: datetime, template: str) -> str:
     values = {"date": f"{day_runs.day:%Y-%m-%d}", "time": f"{now:%H:%M}", "runs": runs_table(day_runs),
-              "sweeps": sweeps_table(day_runs), "n_runs": str(len(day_runs.runs)), "store": day_runs.store}
+              "sweeps": sweeps_table(day_runs), "n_runs": str(len(day_runs.runs)), "store": day_runs.store,
+              "ui": ui_links(day_runs)}
     # safe_substitute: a `$` the user puts in the template (a formula, a price) is left alone
     return Template(template).safe_substitute(values).rstrip("\n") + "\n"
 
