@@ -5,6 +5,10 @@ Stage scripts run as real subprocesses inside the copy (PYTHONPATH points at it,
 paths are used), from a current directory outside it, so nothing touches the developer's own workspace.
 The prepared workspace is built once per session and copied for each module that asks for one, so modules
 never see each other's runs.
+
+Nothing of the developer's own set-up reaches a test: the repository's `.env` is ignored (WORKSPACE_DOTENV=0),
+and the variables that point at real services or credentials (MLflow, Optuna, Kaggle, the workspace's own) are
+removed from this process and from every subprocess; Kaggle's CLI config folder is an empty one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# What a developer's shell or .env may hold that would send test runs to real services or accounts.
+USER_PREFIXES = ("MLFLOW_", "HYDRA_", "OPTUNA_", "KAGGLE_", "WORKSPACE_", "DATABASE_URL", "PG")
+for _name in [n for n in os.environ if n.startswith(USER_PREFIXES)]:
+    del os.environ[_name]
+os.environ["WORKSPACE_DOTENV"] = "0"  # before anything imports src.utils.paths, which reads .env
+os.environ["KAGGLE_CONFIG_DIR"] = str(Path(__file__).resolve().parent / "no-kaggle-config")  # never ~/.kaggle
+
 REPO = Path(__file__).resolve().parents[1]
 PIXELS = [f"pixel{i}" for i in range(784)]
 
@@ -30,8 +41,10 @@ class Workspace:
     cwd: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
-        env.update(PYTHONPATH=str(self.root), MLFLOW_DISABLE_TELEMETRY="true", **extra)
+        # a copy has no .env unless a test writes one, and then it is read as a user's would be
+        env = {k: v for k, v in os.environ.items() if not k.startswith(USER_PREFIXES)}
+        env.update(PYTHONPATH=str(self.root), MLFLOW_DISABLE_TELEMETRY="true",
+                   KAGGLE_CONFIG_DIR=str(self.root / "no-kaggle-config"), **extra)
         return env
 
     def python(self, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:

@@ -67,8 +67,10 @@ def test_sigint_during_a_sweep_trial_ends_it_killed_and_the_sweep_resumes(ws: Wo
     assert parent.info.status == "KILLED"
     (child,) = runs(ws, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert child.info.status == "KILLED"
-    assert artifacts(ws, child.info.run_id, "logs") and any(
-        p.endswith(".ckpt") for p in artifacts(ws, child.info.run_id, "checkpoints/fold0"))
+    # the checkpoint written at the interrupt, and the last epoch's
+    assert artifacts(ws, child.info.run_id, "logs") and {"checkpoints/fold0/interrupted.ckpt",
+                                                          "checkpoints/fold0/last.ckpt"} <= set(
+        artifacts(ws, child.info.run_id, "checkpoints/fold0"))
     storage = f"sqlite:///{ws.root / 'logs/optuna/optuna.db'}"
     study = optuna.load_study(study_name="interrupted", storage=storage)
     # the trial cut short failed and does not count: its point is queued again for the resume
@@ -97,16 +99,23 @@ def test_sigterm_during_a_single_run_keeps_its_checkpoint_and_it_resumes(ws: Wor
     assert proc.returncode != 0
     hint = next(line for line in out.splitlines() if line.startswith("interrupted: resume"))
     ckpt = Path(hint.split("ckpt_path=")[1])
-    assert ckpt.is_file()
+    assert ckpt.name == "interrupted.ckpt" and ckpt.is_file()  # the newest checkpoint: the interrupt's own
     killed = [r for r in runs(ws, "attributes.status = 'KILLED'")
               if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("sweep") != "parent"]
     assert len(killed) == 1 and artifacts(ws, killed[0].info.run_id, "logs")
-    assert any(p.endswith(".ckpt") for p in artifacts(ws, killed[0].info.run_id, "checkpoints/fold0"))
+    assert {"checkpoints/fold0/interrupted.ckpt", "checkpoints/fold0/last.ckpt"} <= set(
+        artifacts(ws, killed[0].info.run_id, "checkpoints/fold0"))
 
-    epoch = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
-    res = ws.script("src/model/model01/train.py", f"ckpt_path={ckpt}", f"max_epochs={epoch + 2}")
+    # resumed, it goes on from the epoch it was interrupted in: the epochs before are not trained again
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    done = state["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"]  # epochs finished before the signal
+    res = ws.script("src/model/model01/train.py", f"ckpt_path={ckpt}", f"max_epochs={done + 2}")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "run_id=" in res.stdout
+    run_id = res.stdout.split("run_id=")[1].split()[0]
+    epochs = [int(line.split("epoch ")[1].split("/")[0]) for line in res.stderr.splitlines() + res.stdout.splitlines()
+              if " epoch " in line and f"/{done + 2}" in line]
+    assert epochs == [done + 1, done + 2], (done, epochs, res.stderr[-2000:])
+    assert len(ws.client().get_metric_history(run_id, "val_acc")) == 2
 
 
 def test_two_sweeps_at_once_on_fresh_stores_both_finish_with_every_run(ws: Workspace, tmp_path: Path) -> None:

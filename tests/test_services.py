@@ -2,7 +2,8 @@
 PostgreSQL where it is missing), and sweeps share them: two workers on one budget, joblib and submitit_local
 launchers, a 2-process DDP run, the local runs copied to the server, then everything stopped.
 
-One workspace for the module, on its own ports; `down` runs whatever happens.
+One workspace for the module, on its own ports, set up by README.md's services block as written; `down` runs
+whatever happens, and nothing may be left running after it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import Workspace
+from tests.docs import block_after, poetry_bin
 
 pytestmark = pytest.mark.slow
 TRAIN = "src/model/model01/train.py"
@@ -33,13 +35,24 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(prepared: Workspace):
-    """(workspace, env with OPTUNA_STORAGE and MLFLOW_TRACKING_URI, seconds `up` took)."""
+    """(workspace, env with OPTUNA_STORAGE and MLFLOW_TRACKING_URI, seconds `up` took).
+
+    README.md's services block runs as written, in one shell, on this module's own ports (the sweep with
+    `hydra.sweeper.n_trials=2 max_epochs=1` appended); its last line, `down`, runs when the module is done, whatever
+    happened, and must leave nothing running."""
     ports = {"WORKSPACE_PG_PORT": str(free_port()), "WORKSPACE_MLFLOW_PORT": str(free_port())}
+    block = block_after("README.md", "bash scripts/services.sh up")
+    assert block[0] == "bash scripts/services.sh up" and block[-1] == "bash scripts/services.sh down", block
+    lines = [f"{line} hydra.sweeper.n_trials=2 max_epochs=1" if " -m " in line else line for line in block[:-1]]
+    env = prepared.env(**ports)
+    env["PATH"] = f"{poetry_bin()}:{env['PATH']}"
     start = time.monotonic()
-    res = prepared.bash("scripts/services.sh", "up", **ports)
+    res = subprocess.run(["bash", "-ec", "\n".join(lines)], cwd=prepared.root, env=env, capture_output=True,
+                         text=True, timeout=1200)
     up_s = time.monotonic() - start
     try:
-        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert "PostgreSQL: running" in res.stdout and "MLflow server: running" in res.stdout, res.stdout[-3000:]
         exports = prepared.bash("scripts/services.sh", "env", **ports)
         assert exports.returncode == 0, exports.stderr
         env = dict(ports)
@@ -48,11 +61,24 @@ def served(prepared: Workspace):
             env[key] = value.strip("'")
         yield prepared, env, up_s
     finally:
-        down = prepared.bash("scripts/services.sh", "down", **ports)
+        down = subprocess.run(["bash", "-c", block[-1]], cwd=prepared.root, env=prepared.env(**ports),
+                              capture_output=True, text=True, timeout=300)
         server = prepared.root / "logs/services/postgres/server"
         if server.is_symlink():  # the server's files went to postgres's home (the test folder is closed to it)
             shutil.rmtree(server.resolve(), ignore_errors=True)
         assert down.returncode == 0, down.stderr
+        assert_nothing_running(prepared, ports)
+
+
+def assert_nothing_running(ws: Workspace, ports: dict[str, str]) -> None:
+    status = ws.bash("scripts/services.sh", "status", **ports).stdout
+    assert "PostgreSQL: not running" in status and "MLflow server: not running" in status
+    for port in ports.values():
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", int(port))) != 0
+    leftover = subprocess.run(["pgrep", "-f", str(ws.root / "logs/services")], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", leftover.stdout
+    assert os.environ.get("OPTUNA_STORAGE") is None  # nothing leaked into the test process
 
 
 def client(env: dict[str, str]) -> MlflowClient:
@@ -160,18 +186,3 @@ def test_local_runs_move_to_the_server(served) -> None:
         "config.yaml", "oof_predictions.csv", "checkpoints", "logs"}
     again = ws.bash("scripts/services.sh", "import", "--experiment", "model01", **ports)
     assert "copied 0 run(s)" in again.stdout
-
-
-def test_down_leaves_nothing_running(prepared: Workspace, served) -> None:
-    ws, env, _ = served
-    ports = {k: env[k] for k in ("WORKSPACE_PG_PORT", "WORKSPACE_MLFLOW_PORT")}
-    res = ws.bash("scripts/services.sh", "down", **ports)
-    assert res.returncode == 0, res.stderr
-    status = ws.bash("scripts/services.sh", "status", **ports).stdout
-    assert "PostgreSQL: not running" in status and "MLflow server: not running" in status
-    for port in ports.values():
-        with socket.socket() as s:
-            assert s.connect_ex(("127.0.0.1", int(port))) != 0
-    leftover = subprocess.run(["pgrep", "-f", str(ws.root / "logs/services")], capture_output=True, text=True)
-    assert leftover.stdout.strip() == "", leftover.stdout
-    assert os.environ.get("OPTUNA_STORAGE") is None  # nothing leaked into the test process

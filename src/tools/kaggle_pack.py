@@ -39,9 +39,12 @@ def kaggle_username() -> str | None:
     """The configured Kaggle user (environment, .env through the scripts, or kaggle.json); never the key."""
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
         return os.environ["KAGGLE_USERNAME"]
-    for folder in (os.environ.get("KAGGLE_CONFIG_DIR"), "~/.kaggle", "~/.config/kaggle"):
-        path = Path(folder).expanduser() / "kaggle.json" if folder else None
-        if path and path.is_file():
+    # as the kaggle CLI: KAGGLE_CONFIG_DIR when it is set, else the usual folders
+    folders = [os.environ["KAGGLE_CONFIG_DIR"]] if os.environ.get("KAGGLE_CONFIG_DIR") else ["~/.kaggle",
+                                                                                           "~/.config/kaggle"]
+    for folder in folders:
+        path = Path(folder).expanduser() / "kaggle.json"
+        if path.is_file():
             try:
                 data = json.loads(path.read_text())
             except (OSError, ValueError):

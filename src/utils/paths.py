@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,8 +22,9 @@ MULTIRUN_DIR = ROOT / "multirun"
 
 
 def _load_dotenv() -> None:
-    """.env (git-ignored; see .env.example): credentials and settings; a variable already set wins."""
-    if (ROOT / ".env").is_file():
+    """.env (git-ignored; see .env.example): credentials and settings; a variable already set wins.
+    WORKSPACE_DOTENV=0 ignores it (the test suite sets it, so a developer's credentials never reach a test)."""
+    if (ROOT / ".env").is_file() and os.environ.get("WORKSPACE_DOTENV") != "0":
         from dotenv import load_dotenv
 
         load_dotenv(ROOT / ".env", override=False)

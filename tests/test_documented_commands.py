@@ -1,0 +1,280 @@
+"""Every shell command the documentation shows, run as written (tiny settings appended).
+
+The commands come from README.md, README.ja.md (their ```bash blocks and `$ ` prompts) and the tools' `--help`
+(tests/docs.py collects them), so a documented line that stops working fails here, and a new one is run without
+editing this file. Each runs with `bash -c` from the root of a throw-away copy of the workspace, the way a user
+types it: `poetry run` included, `~` being a temporary home. Appended, never replacing what is shown:
+`max_epochs=1` to a training run (`max_epochs=2` to one that resumes the 1-epoch run's checkpoint),
+`hydra.sweeper.n_trials=2 max_epochs=1` to a sweep, a free port to a UI (run until it answers), `--size tiny
+--trials 2 --epochs 1 --repeats 1 --sweep-repeats 1` to the benchmark. After each command the store must hold no
+RUNNING run. `<run_id>` is the run the first training command made.
+
+Commands that cannot run here are in NOT_HERE with the reason; a command of a form this file does not know
+fails `test_every_documented_command_is_run_or_has_a_reason`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
+from tests.docs import Command, documented_commands, poetry_bin
+
+COMMANDS = documented_commands()
+TINY_RUN = ["max_epochs=1"]
+TINY_RESUME = ["max_epochs=2"]  # resuming the 1-epoch run's last.ckpt: one more epoch
+TINY_SWEEP = ["hydra.sweeper.n_trials=2", "max_epochs=1"]
+TINY_BENCH = ["--size", "tiny", "--trials", "2", "--epochs", "1", "--repeats", "1", "--sweep-repeats", "1"]
+UIS = ("mlflow_ui.sh", "optuna_dashboard.sh", "jupyter.sh", "tensorboard.sh")
+
+NOT_HERE = {  # a pattern of the command -> why this test does not run it
+    r"^bash scripts/test\.sh": "the test suite itself (CI runs it; here it would run itself)",
+    r"^kaggle competitions": "the Kaggle CLI talks to kaggle.com with your credentials; nothing here is online",
+    r"submitit_slurm": "needs a SLURM cluster",
+    r"scripts/services\.sh": "tests/test_services.py runs README.md's services block as written, in order",
+}
+NEEDS_GPU = r"trainer\.accelerator=gpu"
+DATA = r"^bash scripts/prepare_data\.sh"  # each in a workspace of its own: they fill an empty raw folder
+
+
+def reason_not_run(text: str) -> str | None:
+    for pattern, reason in NOT_HERE.items():
+        if re.search(pattern, text):
+            return reason
+    return None
+
+
+def kind(text: str) -> str:
+    """How a command is run: its tiny settings and what 'it worked' means."""
+    if reason_not_run(text):
+        return "not here"
+    if re.search(NEEDS_GPU, text):
+        return "gpu"
+    if text.startswith("bash scripts/demo.sh"):
+        return "demo"
+    if re.search(DATA, text):
+        return "data"
+    if text.startswith("bash scripts/run_bg.sh "):
+        return "background"
+    if any(text.startswith(f"bash scripts/{ui}") for ui in UIS):
+        return "ui"
+    if text.startswith("bash scripts/bench.sh"):
+        return "bench"
+    if re.search(r"(^|\s)poetry run python src/model/model\d+/train\.py", text):
+        return "sweep" if " -m " in f"{text} " else "train"
+    if re.match(r"^(\$\{EDITOR:-vi\} \"\$\(bash scripts/new_diary\.sh\)\"|bash scripts/\w+\.sh|poetry run python src/"
+                r"(dataset|feature|model)/\w+/\w+\.py)", text):
+        return "plain"
+    return "unknown"
+
+
+def test_every_documented_command_is_run_or_has_a_reason() -> None:
+    unknown = [f"{c.text} ({', '.join(c.places)})" for c in COMMANDS if kind(c.text) == "unknown"]
+    assert not unknown, "documented commands this test cannot run; teach kind() how, or list them in NOT_HERE:\n" \
+        + "\n".join(unknown)
+    assert len(COMMANDS) > 40 and sum(kind(c.text) == "not here" for c in COMMANDS) < 12
+
+
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Session:
+    main: Workspace  # prepared (sample data through every stage of both samples): training, tools, UIs
+    fresh: object  # () -> an empty workspace copy, for commands that fill the raw data themselves
+    home: Path
+    env: dict[str, str]
+    run_id: str | None = None
+    benched: dict[str, str] | None = None  # the benchmark's options left after the tiny ones -> the command run
+
+
+def write_idx(folder: Path, n_train: int = 60, n_test: int = 20) -> None:
+    """MNIST's IDX files, tiny: what a user who downloaded MNIST has in ~/mnist."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes()))
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">II", 2049, n) + labels.tobytes()))
+
+
+def kaggle_zip(path: Path, tmp: Path) -> Path:
+    files = write_kaggle_csvs(tmp / "kaggle-files", n_train=120, n_test=30)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as z:
+        for f in sorted(files.iterdir()):
+            z.write(f, f.name)
+    return path
+
+
+@pytest.fixture(scope="module")
+def session(prepared_template: Workspace, tmp_path_factory) -> Session:
+    base = tmp_path_factory.mktemp("documented")
+    main = copy_prepared(prepared_template, base / "main" / "ws")
+    home = base / "home"
+    home.mkdir()
+    write_idx(home / "mnist")
+    kaggle_zip(home / "Downloads" / "digit-recognizer.zip", base)
+    env = main.env(HOME=str(home), EDITOR="cat", POETRY_VIRTUALENVS_IN_PROJECT="true",
+                   POETRY_VENV=os.environ.get("POETRY_VENV", str(Path.home() / ".local/share/kaggle-workspace-poetry")))
+    env["PATH"] = f"{poetry_bin()}:{env['PATH']}"
+    for rel in ("src/dataset/dataset02/make_dataset.py", "src/feature/feature02/build_features.py"):
+        res = main.script(rel)  # the regression sample's stages (the README shows model02's training only)
+        assert res.returncode == 0, res.stderr[-2000:]
+    counter = iter(range(1000))
+
+    def fresh() -> Workspace:
+        return make_workspace(base / f"fresh{next(counter)}" / "ws")
+
+    return Session(main, fresh, home, env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def running_runs(ws: Workspace) -> list[str]:
+    db = ws.root / "logs/mlruns/mlflow.db"
+    if not db.is_file():
+        return []
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
+        return [f"{r[0]} ({r[1]})" for r in con.execute("SELECT run_uuid, name FROM runs WHERE status = 'RUNNING'")]
+
+
+def shell(ws: Workspace, env: dict[str, str], line: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", line], cwd=ws.root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def concrete(text: str, s: Session) -> str:
+    """The documented command with its placeholders filled the way a user fills them."""
+    if "<run_id>" in text:
+        assert s.run_id, "no run_id yet: the first documented training command must run first"
+        text = text.replace("<run_id>", s.run_id)
+    text = text.replace("--competition NAME --kaggle DIR_OR_ZIP",
+                        "--competition digit-recognizer --kaggle ~/Downloads/digit-recognizer.zip")
+    text = text.replace("--mnist DIR", "--mnist ~/mnist")
+    return re.sub(r"\s*\[YYYY-MM-DD\].*$", "", text)
+
+
+def answered(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+    except urllib.error.HTTPError:
+        return True  # it answers (Jupyter without its token: 403)
+    except OSError:
+        return False
+    return True
+
+
+def run_ui(ws: Workspace, env: dict[str, str], line: str) -> str:
+    port = free_port()
+    proc = subprocess.Popen(["bash", "-c", f"{line} {port}"], cwd=ws.root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not answered(port):
+            assert proc.poll() is None, f"{line} {port} exited {proc.returncode}: {proc.stdout.read()[-3000:]}"
+            assert time.monotonic() < deadline, f"{line} {port}: no answer on port {port} in 120 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+    return out
+
+
+def run_background(ws: Workspace, env: dict[str, str], line: str) -> str:
+    res = shell(ws, env, line)
+    assert res.returncode == 0, res.stdout + res.stderr
+    log = Path(re.search(r"^log:\s+(\S+)", res.stdout, re.M).group(1))
+    pid = int(Path(f"{log}.pid").read_text())
+    deadline = time.monotonic() + 600
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, f"{line}: still running after 600 s; log:\n{log.read_text()[-3000:]}"
+        time.sleep(1)
+    text = log.read_text()
+    assert "Traceback" not in text and "error:" not in text, text[-3000:]
+    return text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.text[:90] for c in COMMANDS])
+def test_documented_command_runs_as_written(command: Command, session: Session, tmp_path: Path) -> None:
+    how = kind(command.text)
+    if how == "not here":
+        pytest.skip(reason_not_run(command.text))
+    if how == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU; this machine has none")
+    text = concrete(command.text, session)
+    ws, env = session.main, dict(session.env)
+    if how in ("data", "demo"):
+        ws = session.fresh()
+        env = {**env, "PYTHONPATH": str(ws.root)}
+        # what `kaggle competitions download -c digit-recognizer` leaves in the current folder
+        shutil.copy(session.home / "Downloads" / "digit-recognizer.zip", ws.root)
+    tiny = {"train": TINY_RUN, "sweep": TINY_SWEEP, "background": TINY_SWEEP, "demo": TINY_SWEEP,
+            "bench": TINY_BENCH}.get(how, [])
+    if how == "train" and "ckpt_path=" in text:
+        tiny = TINY_RESUME
+    line = " ".join([text, *map(shlex.quote, tiny)])
+    where = f"{command.text}  ({', '.join(command.places)}; run as: {line})"
+    if how == "bench":  # the tiny options replace --size/--trials/--epochs: the same options left, the same run
+        rest = re.sub(r"--(size|trials|epochs) \S+", "", text.removeprefix("bash scripts/bench.sh"))
+        rest = " ".join(rest.replace("--experiment model01", "").split())  # model01 is the default
+        session.benched = session.benched or {}
+        if rest in session.benched:
+            pytest.skip(f"the same benchmark as `{session.benched[rest]}` (run above) once the tiny options apply")
+        session.benched[rest] = line
+
+    if how == "ui":
+        out = run_ui(ws, env, line)
+        assert "Traceback" not in out and "error:" not in out, f"{where}\n{out[-3000:]}"
+    elif how == "background":
+        run_background(ws, env, line)
+    else:
+        res = shell(ws, env, line)
+        out = res.stdout + res.stderr
+        if command.output:  # a prompt with what it prints: the same lines, and a failure for an error
+            for expected in command.output:
+                assert expected.strip() in out, f"{where}\nexpected: {expected}\ngot:\n{out[-3000:]}"
+            if command.output[0].startswith("error:"):
+                assert res.returncode != 0 and "Traceback" not in out, f"{where}\n{out[-3000:]}"
+        else:
+            assert res.returncode == 0, f"{where}\nexit {res.returncode}\n{out[-5000:]}"
+        if how == "bench":  # a report with every figure, written where the benchmark says
+            report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
+            figures = report["figures"] if "figures" in report else report["best"]
+            assert figures and all(isinstance(v, float) and math.isfinite(v) for v in figures.values()), report
+        if how == "train" and session.run_id is None and "run_id=" in res.stdout:
+            session.run_id = re.search(r"run_id=(\w+)", res.stdout).group(1)
+    assert not running_runs(ws), f"{where}: left RUNNING runs {running_runs(ws)}"
