@@ -105,6 +105,43 @@ def test_config_composes_and_passes_its_schema(stage: str, folder: str) -> None:
         assert check_command(module.__file__, module.Config, "config", ["-m", f"hparams_search={search.stem}"]) > 1
 
 
+OPTIONS = [(folder, group.name, option.stem) for folder in FOLDERS["model"]
+           for group in sorted((REPO / "config/model" / folder).iterdir()) if group.is_dir() and group.name != "hydra"
+           and group.name != "hparams_search" for option in sorted(group.glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("folder,group,option", OPTIONS, ids=[f"{f}-{g}={o}" for f, g, o in OPTIONS])
+def test_every_config_option_reaches_the_model(folder: str, group: str, option: str, tmp_path: Path) -> None:
+    """`optimizer=sgd`, `scheduler=none`, ...: each option of a model's config groups composes, and the model it
+    configures builds its optimizer (and schedule) from it."""
+    from src.utils.schema import instantiate
+
+    cfg = hydra_config("model", folder, [f"{group}={option}"], tmp_path)
+    model = instantiate(cfg.model)
+    chosen = cfg.get(group)
+    setup = model.configure_optimizers()
+    if group == "scheduler":
+        assert isinstance(setup, dict) == (chosen is not None), (option, chosen, setup)
+    if group == "optimizer":
+        optimizer = setup["optimizer"] if isinstance(setup, dict) else setup
+        assert type(optimizer).__name__ == str(chosen._target_).rsplit(".", 1)[1]
+
+
+def test_a_checkpoint_with_no_epochs_left_is_refused_before_the_run(tmp_path: Path) -> None:
+    import torch
+
+    from src.utils.errors import WorkspaceError
+    from src.utils.harness import checked_ckpt
+
+    ckpt = tmp_path / "last.ckpt"  # what ModelCheckpoint writes after a 1-epoch run
+    progress = {"ready": 1, "started": 1, "processed": 1, "completed": 0}
+    torch.save({"state_dict": {}, "epoch": 0,
+                "loops": {"fit_loop": {"epoch_progress": {"total": progress, "current": progress}}}}, ckpt)
+    with pytest.raises(WorkspaceError, match=r"already trained 1 epoch\(s\), and max_epochs=1: nothing is left"):
+        checked_ckpt(str(ckpt), 1)
+    assert checked_ckpt(str(ckpt), 2) == str(ckpt)
+
+
 @pytest.mark.parametrize("folder", FOLDERS["model"])
 def test_model_folder_trains_through_the_harness(folder: str, features: dict[str, Path], store: Path,
                                                  tmp_path: Path) -> None:
@@ -203,6 +240,10 @@ CONFIG_ERRORS = [  # (overrides, what the one error line must say)
     (["batch_size=2.5"], "batch_size=2.5 is not a whole number"),
     (["debug=maybe"], "debug='maybe' is not true or false"),
     (["lr=0"], "lr=0.0 is not allowed: a number > 0"),
+    (["lr=-1"], "lr=-1.0 is not allowed: a number > 0"),
+    (["batch_size=0"], "batch_size=0 is not allowed: a whole number >= 1"),
+    (["max_epochs=2.5"], "max_epochs=2.5 is not a whole number"),
+    (["-m", "dropout=choice(0.1,1.5)"], "dropout=1.5 is not allowed"),
     (["fold=-1"], "fold=-1 is not allowed"),
     (["fold=all", "ckpt_path=x.ckpt"], "ckpt_path=x.ckpt is not allowed: it resumes a single fold"),
     (["optimizer=rmsprop"], "optimizer=rmsprop is not an option of config group 'optimizer'; choose one of"),

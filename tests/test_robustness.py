@@ -108,7 +108,7 @@ def test_sigterm_during_a_single_run_keeps_its_checkpoint_and_it_resumes(ws: Wor
 
     # resumed, it goes on from the epoch it was interrupted in: the epochs before are not trained again
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    done = state["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"]  # epochs finished before the signal
+    done = state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]  # epochs trained before the signal
     res = ws.script("src/model/model01/train.py", f"ckpt_path={ckpt}", f"max_epochs={done + 2}")
     assert res.returncode == 0, res.stderr[-3000:]
     run_id = res.stdout.split("run_id=")[1].split()[0]

@@ -110,7 +110,8 @@ class FoldResult:
     test_scores: np.ndarray | None = None
 
 
-def checked_ckpt(path: str | None) -> str | None:
+def checked_ckpt(path: str | None, max_epochs: int | None = None) -> str | None:
+    """The checkpoint to resume from, checked before any run exists: a file Lightning wrote, with epochs left."""
     if not path:
         return None
     p = resolve(path)
@@ -122,6 +123,11 @@ def checked_ckpt(path: str | None) -> str | None:
     except Exception as exc:
         raise WorkspaceError(f"ckpt_path={path} is not a readable Lightning checkpoint ({type(exc).__name__}); "
                              f"pick another one under logs/lightning/") from exc
+    done = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
+    if max_epochs is not None and max_epochs > 0 and isinstance(done, int) and done >= max_epochs:
+        raise WorkspaceError(f"ckpt_path={path} has already trained {done} epoch(s), and max_epochs={max_epochs}: "
+                             f"nothing is left to train; resume with a larger max_epochs (e.g. "
+                             f"max_epochs={done + max_epochs})")
     return str(p)
 
 
@@ -307,7 +313,7 @@ def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> f
     run_id = os.environ.get(RUN_ENV, "ddp")
     folds = folds_to_run(cfg, features.n_folds)
     competition = competition_of(cfg, features)
-    ckpt_path = checked_ckpt(cfg.ckpt_path)
+    ckpt_path = checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs"))
     for k in folds:
         fit_fold(cfg, build, features, k, paths.LIGHTNING_DIR / experiment / run_id, None, len(folds) > 1, None,
                  competition, ckpt_path=ckpt_path)
@@ -354,7 +360,7 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
     folds = folds_to_run(cfg, features.n_folds)
     competition = competition_of(cfg, features)
     lineage = features.lineage()
-    ckpt_path = checked_ckpt(cfg.ckpt_path)
+    ckpt_path = checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs"))
     link = TrialLink.current(hydra_cfg, cfg.get("pruner")) if multirun else None
 
     tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
