@@ -51,9 +51,9 @@ def readme_commands(name: str) -> list[Command]:
     block: str | None = None
     lines: list[tuple[int, str]] = []
     for number, line in enumerate((REPO / name).read_text(encoding="utf-8").splitlines(), 1):
-        if line.startswith("```"):
+        if line.lstrip().startswith("```"):  # fences of a list item are indented
             if block is None:
-                block, lines = line[3:].strip() or "text", []
+                block, lines = line.lstrip()[3:].strip() or "text", []
                 continue
             if block in ("bash", "sh", "shell"):
                 commands += [Command(text, [f"{name}:{n}"]) for n, text in _logical_lines(lines)]

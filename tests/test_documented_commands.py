@@ -27,6 +27,7 @@ import socket
 import sqlite3
 import struct
 import subprocess
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -35,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
-from tests.docs import Command, documented_commands, poetry_bin
+from tests.docs import REPO, Command, documented_commands, poetry_bin
 
 COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
@@ -64,10 +66,28 @@ def reason_not_run(text: str) -> str | None:
     return None
 
 
+def section_lines(doc: str, heading: str) -> range:
+    lines = (REPO / doc).read_text(encoding="utf-8").splitlines()
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return range(start + 1, end + 1)
+
+
+WALKTHROUGH = section_lines("README.md", "## Start your own competition")
+
+
+def in_walkthrough(command: Command) -> bool:
+    return any(place.startswith("README.md:") and int(place.split(":")[1]) in WALKTHROUGH
+               for place in command.places)
+
+
 def kind(text: str) -> str:
     """How a command is run: its tiny settings and what 'it worked' means."""
+    command = next((c for c in COMMANDS if c.text == text), None)
     if reason_not_run(text):
         return "not here"
+    if command is not None and in_walkthrough(command):
+        return "walkthrough"
     if re.search(NEEDS_GPU, text):
         return "gpu"
     if text.startswith("bash scripts/demo.sh"):
@@ -104,6 +124,8 @@ class Session:
     env: dict[str, str]
     run_id: str | None = None
     benched: dict[str, str] | None = None  # the benchmark's options left after the tiny ones -> the command run
+    walk: Workspace | None = None  # "Start your own competition", followed step by step in a workspace of its own
+    walk_edited: bool = False
 
 
 def write_idx(folder: Path, n_train: int = 60, n_test: int = 20) -> None:
@@ -148,6 +170,51 @@ def session(prepared_template: Workspace, tmp_path_factory) -> Session:
         return make_workspace(base / f"fresh{next(counter)}" / "ws")
 
     return Session(main, fresh, home, env)
+
+
+def playground_zip(path: Path, n_train: int = 240, n_test: int = 60) -> Path:
+    """What `kaggle competitions download -c playground-s5e1` leaves: train.csv (id, columns, num_sold), test.csv
+    and sample_submission.csv (id,num_sold), as the walkthrough describes them."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n_train + n_test, 3))
+    frame = pd.DataFrame(x, columns=["price", "promo", "season"]).round(4)
+    frame.insert(0, "id", np.arange(len(frame)))
+    sold = (100 + 20 * x[:, 0] - 10 * x[:, 1] + rng.normal(scale=2, size=len(frame))).round(2)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("train.csv", frame.iloc[:n_train].assign(num_sold=sold[:n_train]).to_csv(index=False))
+        z.writestr("test.csv", frame.iloc[n_train:].to_csv(index=False))
+        z.writestr("sample_submission.csv",
+                   frame.iloc[n_train:][["id"]].assign(num_sold=0.0).to_csv(index=False))
+    return path
+
+
+def yaml_after(doc: str, line: int) -> str:
+    """The first ```yaml block after a line of `doc`, unindented."""
+    lines = (REPO / doc).read_text(encoding="utf-8").splitlines()
+    begin = next(i for i in range(line, len(lines)) if lines[i].strip() == "```yaml")
+    end = next(i for i in range(begin + 1, len(lines)) if lines[i].strip() == "```")
+    return textwrap.dedent("\n".join(lines[begin + 1 : end])) + "\n"
+
+
+def walkthrough_step(s: Session, command: Command, prepared_template: Workspace, base: Path) -> Workspace:
+    """The workspace of the walkthrough, with the edits its text asks for made before the command that needs them."""
+    if s.walk is None:
+        s.walk = copy_prepared(prepared_template, base / "walk" / "ws")
+        playground_zip(s.walk.root / "playground-s5e1.zip")  # step 2's download
+    ws = s.walk
+    if "/dataset03/" in command.text and not s.walk_edited:  # step 3: point the copies at the competition
+        edits = {"dataset/dataset03": {"competition": "playground-s5e1"},
+                 "feature/feature03": {"competition": "playground-s5e1", "dataset_dir": "_data/data/dataset03"},
+                 "model/model03": {"competition": "playground-s5e1", "feature_dir": "_data/feature/feature03"}}
+        for folder, values in edits.items():
+            path = ws.root / "config" / folder / "config.yaml"
+            text = path.read_text()
+            for key, value in values.items():
+                text, n = re.subn(rf"^{key}: \S+", f"{key}: {value}", text, count=1, flags=re.M)
+                assert n == 1, f"{path} has no top-level {key}"
+            path.write_text(text)
+        s.walk_edited = True
+    return ws
 
 
 def free_port() -> int:
@@ -226,7 +293,8 @@ def run_background(ws: Workspace, env: dict[str, str], line: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.text[:90] for c in COMMANDS])
-def test_documented_command_runs_as_written(command: Command, session: Session, tmp_path: Path) -> None:
+def test_documented_command_runs_as_written(command: Command, session: Session, prepared_template: Workspace,
+                                            tmp_path_factory, tmp_path: Path) -> None:
     how = kind(command.text)
     if how == "not here":
         pytest.skip(reason_not_run(command.text))
@@ -237,12 +305,16 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             pytest.skip("needs a CUDA GPU; this machine has none")
     text = concrete(command.text, session)
     ws, env = session.main, dict(session.env)
+    if how == "walkthrough":
+        ws = walkthrough_step(session, command, prepared_template, tmp_path_factory.getbasetemp())
+        env = {**env, "PYTHONPATH": str(ws.root)}
     if how in ("data", "demo"):
         ws = session.fresh()
         env = {**env, "PYTHONPATH": str(ws.root)}
         # what `kaggle competitions download -c digit-recognizer` leaves in the current folder
         shutil.copy(session.home / "Downloads" / "digit-recognizer.zip", ws.root)
-    tiny = {"train": TINY_RUN, "sweep": TINY_SWEEP, "background": TINY_SWEEP, "demo": TINY_SWEEP,
+    tiny = {"train": TINY_RUN, "walkthrough": TINY_RUN if "/train.py" in text else [],
+            "sweep": TINY_SWEEP, "background": TINY_SWEEP, "demo": TINY_SWEEP,
             "bench": TINY_BENCH}.get(how, [])
     if how == "train" and "ckpt_path=" in text:
         tiny = TINY_RESUME
@@ -271,6 +343,11 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
                 assert res.returncode != 0 and "Traceback" not in out, f"{where}\n{out[-3000:]}"
         else:
             assert res.returncode == 0, f"{where}\nexit {res.returncode}\n{out[-5000:]}"
+        if how == "walkthrough" and text.startswith("cp config/competition/"):  # "... and edit it" as shown
+            dest = Path(ws.root / text.split()[-1])
+            dest.write_text(yaml_after("README.md", int(command.places[0].split(":")[1])))
+        if how == "walkthrough" and "/predict.py" in text:  # a submission, checked against the sample
+            assert "submission" in out and res.returncode == 0, out[-3000:]
         if how == "bench":  # a report with every figure, written where the benchmark says
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
             figures = report["figures"] if "figures" in report else report["best"]
