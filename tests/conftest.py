@@ -44,7 +44,8 @@ class Workspace:
         # a copy has no .env unless a test writes one, and then it is read as a user's would be
         env = {k: v for k, v in os.environ.items() if not k.startswith(USER_PREFIXES)}
         env.update(PYTHONPATH=str(self.root), MLFLOW_DISABLE_TELEMETRY="true",
-                   KAGGLE_CONFIG_DIR=str(self.root / "no-kaggle-config"), **extra)
+                   KAGGLE_CONFIG_DIR=str(self.root / "no-kaggle-config"))
+        env.update(extra)
         return env
 
     def python(self, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:

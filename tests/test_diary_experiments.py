@@ -269,7 +269,11 @@ def test_dataset_copy_renames_its_outputs_only(workspace: Workspace) -> None:
 def test_the_fast_tests_pick_up_the_copy(pipeline) -> None:
     """The copy is tested by the in-process tests over every folder without editing them."""
     ws = pipeline.ws
-    res = ws.python("-m", "pytest", str(ws.root / "tests/test_experiments.py"), "-q", "-p", "no:cacheprovider",
-                    "-k", "model03 and not bad_command", "--rootdir", str(ws.root))
+    res = ws.python("-m", "pytest", str(ws.root / "tests/test_experiments.py"), "-v", "-p", "no:cacheprovider",
+                    "-k", "model03 and (composes or trains or option)", "--rootdir", str(ws.root))
     assert res.returncode == 0, res.stdout[-3000:]
-    assert "2 passed" in res.stdout  # its config and schema, its training through the harness
+    # its config and schema, every option of its config groups, its training through the harness
+    for test in ("test_config_composes_and_passes_its_schema[model-model03]",
+                 "test_every_config_option_reaches_the_model[model03-scheduler=none]",
+                 "test_model_folder_trains_through_the_harness[model03]"):
+        assert f"{test} PASSED" in res.stdout, res.stdout[-3000:]

@@ -41,6 +41,7 @@ import pytest
 
 from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
 from tests.docs import REPO, Command, documented_commands, poetry_bin
+from tests.test_bench import check_report
 
 COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
@@ -106,6 +107,18 @@ def kind(text: str) -> str:
                 r"(dataset|feature|model)/\w+/\w+\.py)", text):
         return "plain"
     return "unknown"
+
+
+def gpus_needed(text: str) -> int:
+    """How many GPUs a GPU command names: trainer.devices=N or a list of indices, CUDA_VISIBLE_DEVICES=i."""
+    need = 1
+    if m := re.search(r"trainer\.devices=(\d+)", text):
+        need = int(m.group(1))
+    if m := re.search(r"trainer\.devices=\[([\d,]+)\]", text):
+        need = max(int(i) for i in m.group(1).split(",")) + 1
+    if m := re.search(r"CUDA_VISIBLE_DEVICES=(\d+)", text):
+        need = max(need, int(m.group(1)) + 1)
+    return need
 
 
 def test_every_documented_command_is_run_or_has_a_reason() -> None:
@@ -217,6 +230,44 @@ def walkthrough_step(s: Session, command: Command, prepared_template: Workspace,
     return ws
 
 
+def model01_runs(ws: Workspace) -> int:
+    db = ws.root / "logs/mlruns/mlflow.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
+        return con.execute("SELECT COUNT(*) FROM runs JOIN experiments USING (experiment_id) "
+                           "WHERE experiments.name = 'model01'").fetchone()[0]
+
+
+def check_cv_run(ws: Workspace, res: subprocess.CompletedProcess, model01_before: int) -> None:
+    """fold=all: one run with every fold's model, the CV mean as objective, OOF rows scored, test predictions."""
+    run_id = res.stdout.split("run_id=")[1].split()[0]
+    client = ws.client()
+    run = client.get_run(run_id)
+    assert "mlflow.parentRunId" not in run.data.tags and run.info.status == "FINISHED"
+    m = run.data.metrics
+    folds = [m[f"fold{k}_best_val_acc"] for k in range(5)]
+    assert m["cv_val_acc"] == pytest.approx(np.mean(folds)) == pytest.approx(m["objective"])
+    assert len(client.get_metric_history(run_id, "fold3-val_acc")) == 1
+    oof = pd.read_csv(client.download_artifacts(run_id, "oof_predictions.csv"))
+    assert len(oof) == 1437 and sorted(oof["fold"].unique()) == [0, 1, 2, 3, 4]
+    assert m["oof_accuracy"] == pytest.approx((oof["pred_Label"] == oof["Label"]).mean())
+    assert {f"prob_{k}" for k in range(10)} <= set(oof.columns)
+    test = pd.read_csv(client.download_artifacts(run_id, "test_predictions.csv"))  # the fold models on test.csv
+    assert len(test) == 360 and list(test.columns[:2]) == ["ImageId", "pred_Label"]
+    assert list((ws.root / "logs/lightning/model01" / run_id).glob("fold4/*.ckpt"))
+    assert model01_runs(ws) == model01_before + 1
+
+
+def check_debug_run(ws: Workspace, res: subprocess.CompletedProcess, model01_before: int) -> None:
+    """debug=true: a fast_dev_run recorded in __debug__, never in model01."""
+    assert "experiment=__debug__" in res.stdout and model01_runs(ws) == model01_before
+
+
+CHECKS = {  # what a user looks for after these commands, beyond a clean exit
+    "poetry run python src/model/model01/train.py fold=all": check_cv_run,
+    "poetry run python src/model/model01/train.py debug=true": check_debug_run,
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -301,8 +352,9 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
     if how == "gpu":
         import torch
 
-        if not torch.cuda.is_available():
-            pytest.skip("needs a CUDA GPU; this machine has none")
+        have, need = torch.cuda.device_count(), gpus_needed(command.text)
+        if have < need:
+            pytest.skip(f"needs {need} CUDA GPU(s); this machine has {have}")
     text = concrete(command.text, session)
     ws, env = session.main, dict(session.env)
     if how == "walkthrough":
@@ -320,6 +372,7 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
         tiny = TINY_RESUME
     line = " ".join([text, *map(shlex.quote, tiny)])
     where = f"{command.text}  ({', '.join(command.places)}; run as: {line})"
+    rest = ""
     if how == "bench":  # the tiny options replace --size/--trials/--epochs: the same options left, the same run
         rest = re.sub(r"--(size|trials|epochs) \S+", "", text.removeprefix("bash scripts/bench.sh"))
         rest = " ".join(rest.replace("--experiment model01", "").split())  # model01 is the default
@@ -327,6 +380,8 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
         if rest in session.benched:
             pytest.skip(f"the same benchmark as `{session.benched[rest]}` (run above) once the tiny options apply")
         session.benched[rest] = line
+        if rest:  # the default options get two trials (both sides must propose the same); the others one
+            line = line.replace("--trials 2", "--trials 1")
 
     if how == "ui":
         out = run_ui(ws, env, line)
@@ -334,6 +389,8 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
     elif how == "background":
         run_background(ws, env, line)
     else:
+        copies_before = set((ws.root / "outputs/bench").glob("work-*"))
+        model01_before = model01_runs(ws) if command.text in CHECKS else 0
         res = shell(ws, env, line)
         out = res.stdout + res.stderr
         if command.output:  # a prompt with what it prints: the same lines, and a failure for an error
@@ -343,6 +400,8 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
                 assert res.returncode != 0 and "Traceback" not in out, f"{where}\n{out[-3000:]}"
         else:
             assert res.returncode == 0, f"{where}\nexit {res.returncode}\n{out[-5000:]}"
+        if command.text in CHECKS:
+            CHECKS[command.text](ws, res, model01_before)
         if how == "walkthrough" and text.startswith("cp config/competition/"):  # "... and edit it" as shown
             dest = Path(ws.root / text.split()[-1])
             dest.write_text(yaml_after("README.md", int(command.places[0].split(":")[1])))
@@ -352,6 +411,10 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
             figures = report["figures"] if "figures" in report else report["best"]
             assert figures and all(isinstance(v, float) and math.isfinite(v) for v in figures.values()), report
+            if text.startswith("bash scripts/bench.sh") and not rest:  # the default: every field, both sides alike
+                check_report(report, res.stdout)
+            if "--keep" not in text:  # the throw-away copy is removed unless --keep is given
+                assert set((ws.root / "outputs/bench").glob("work-*")) == copies_before, where
         if how == "train" and session.run_id is None and "run_id=" in res.stdout:
             session.run_id = re.search(r"run_id=(\w+)", res.stdout).group(1)
     assert not running_runs(ws), f"{where}: left RUNNING runs {running_runs(ws)}"

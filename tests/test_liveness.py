@@ -144,6 +144,21 @@ def test_the_heartbeat_refreshes_its_tag_until_stopped(store) -> None:
     assert not beat._thread.is_alive()
 
 
+def test_the_sweep_callback_pickles_without_its_heartbeat(store) -> None:
+    """joblib and submitit pickle Hydra's context, callbacks included, to start their jobs."""
+    import pickle
+
+    from src.utils.sweep import MlflowSweepCallback
+
+    callback = MlflowSweepCallback("model", "model01")
+    callback.heartbeat = liveness.Heartbeat("0" * 32, interval=3600, client=object()).start()
+    try:
+        copy = pickle.loads(pickle.dumps(callback))
+    finally:
+        callback.heartbeat.stop()
+    assert copy.heartbeat is None and (copy.stage, copy.folder) == ("model", "model01")
+
+
 def test_a_store_with_nothing_running_is_answered_without_mlflow(store, tmp_path) -> None:
     client, exp = store
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -15,10 +15,14 @@ def ws(prepared: Workspace) -> Workspace:
     return prepared
 
 
-def test_rerun_reproduces_the_run_with_its_logged_code(ws: Workspace) -> None:
+@pytest.fixture(scope="module")
+def run_id(ws: Workspace) -> str:
     res = ws.script("src/model/model01/train.py", "max_epochs=2", "dropout=0.1")
     assert res.returncode == 0, res.stderr[-3000:]
-    run_id = res.stdout.split("run_id=")[1].split()[0]
+    return res.stdout.split("run_id=")[1].split()[0]
+
+
+def test_rerun_reproduces_the_run_with_its_logged_code(ws: Workspace, run_id: str) -> None:
     # today's folder is edited after the run: the re-run still runs the code the run was trained with
     model_py = ws.root / "src/model/model01/model.py"
     original = model_py.read_text()
@@ -39,10 +43,7 @@ def test_rerun_reproduces_the_run_with_its_logged_code(ws: Workspace) -> None:
     assert new.data.tags["code_hash"] == client.get_run(run_id).data.tags["code_hash"]
 
 
-def test_rerun_refuses_when_the_features_changed(ws: Workspace) -> None:
-    res = ws.script("src/model/model01/train.py", "max_epochs=1")
-    assert res.returncode == 0, res.stderr[-3000:]
-    run_id = res.stdout.split("run_id=")[1].split()[0]
+def test_rerun_refuses_when_the_features_changed(ws: Workspace, run_id: str) -> None:
     changed = ws.script("src/feature/feature01/build_features.py", "normalization.method=minmax")
     assert changed.returncode == 0, changed.stderr[-3000:]
     try:

@@ -10,6 +10,7 @@ import time
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 
 from tests.conftest import Workspace
 
@@ -47,12 +48,14 @@ def assert_linked_both_ways(trials: list, runs: list) -> None:
 
 def test_a_pruned_sweep_links_every_trial_and_its_run(ws: Workspace) -> None:
     # a wide learning-rate range: some trials are hopeless by their third epoch and the median pruner stops them
-    res = ws.script(TRAIN, "-m", "lr=tag(log,interval(1e-5,1.0))", "max_epochs=5", "~callbacks.early_stopping",
-                    "hydra.sweeper.n_trials=12", "hydra.sweeper.study_name=pruned")
+    res = ws.script(TRAIN, "-m", "lr=tag(log,interval(1e-5,1.0))", "max_epochs=4", "~callbacks.early_stopping",
+                    "hydra.sweeper.n_trials=10", "hydra.sweeper.study_name=pruned")
     assert res.returncode == 0, res.stderr[-3000:]
     trials = study(ws, "pruned").trials
     states = [t.state.name for t in trials]
-    assert len(trials) == 12 and set(states) == {"COMPLETE", "PRUNED"}, states
+    assert len(trials) == 10 and set(states) == {"COMPLETE", "PRUNED"}, states
+    pruner = OmegaConf.load(ws.root / "config/model/model01/config.yaml").pruner
+    assert pruner._target_ == "optuna.pruners.MedianPruner"
     (parent,), children = runs_of(ws, "pruned")
     assert_linked_both_ways(trials, children)
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
@@ -67,10 +70,12 @@ def test_a_pruned_sweep_links_every_trial_and_its_run(ws: Workspace) -> None:
         files = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints/fold0")}
         if trial.state.name == "PRUNED":
             step = int(run.data.tags["pruned_at_step"])
-            assert max(reported) == step < 4 and "best_val_acc" not in run.data.metrics
+            assert max(reported) == step <= 3 and "best_val_acc" not in run.data.metrics
+            # the config's MedianPruner: nothing before n_startup_trials have finished, nor before n_warmup_steps
+            assert trial.number >= pruner.n_startup_trials and step >= pruner.n_warmup_steps, (trial.number, step)
             assert "checkpoints/fold0/last.ckpt" in files and client.list_artifacts(run.info.run_id, "logs")
         else:
-            assert len(reported) == 5 and run.data.metrics["best_val_acc"] == pytest.approx(trial.value)
+            assert len(reported) == 4 and run.data.metrics["best_val_acc"] == pytest.approx(trial.value)
     assert parent.data.metrics["n_trials_pruned"] == states.count("PRUNED")
     assert parent.data.metrics["n_trials_complete"] == states.count("COMPLETE")
     assert parent.data.tags["optuna_storage"].startswith("sqlite:///")

@@ -49,6 +49,11 @@ class MlflowSweepCallback(Callback):
         self.config: DictConfig | None = None
         self.heartbeat = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers that pickle Hydra's context (joblib, submitit) carry this callback to their jobs; the parent run's
+        # heartbeat (a thread) stays with the sweep process.
+        return {**self.__dict__, "heartbeat": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow import MlflowClient
 
