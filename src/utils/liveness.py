@@ -195,6 +195,20 @@ def maybe_running(uri: str) -> bool:
         return True
 
 
+def end_dead_runs_of(uri: str, found_by: str) -> None:
+    """`end_dead_runs` on the store at `uri`, when it may hold a RUNNING run. A store that cannot answer now does not
+    stop the command (a warning); a bad WORKSPACE_HEARTBEAT_GRACE is the user's to fix (a WorkspaceError)."""
+    grace = seconds(GRACE_ENV, 600)
+    if not maybe_running(uri):  # one SQLite query; nothing RUNNING costs nothing more
+        return
+    import mlflow
+
+    try:
+        end_dead_runs(mlflow.MlflowClient(tracking_uri=uri), found_by, grace)
+    except Exception as exc:
+        print(f"warning: could not look for runs whose process died: {exc}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """End the dead runs of a store (default: MLFLOW_TRACKING_URI, else the workspace store)."""
     parser = argparse.ArgumentParser(prog="python -m src.utils.liveness", description=main.__doc__)
@@ -202,22 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="the store (default: MLFLOW_TRACKING_URI, else the workspace's)")
     args = parser.parse_args(argv)
     try:
-        grace = seconds(GRACE_ENV, 600)
         uri = args.tracking_uri
         if uri is None:
             from src.utils.tracking import tracking_uri
 
             uri = tracking_uri()
-        if not maybe_running(uri):
-            return 0
-        import mlflow
-
-        end_dead_runs(mlflow.MlflowClient(tracking_uri=uri), args.found_by, grace)
+        end_dead_runs_of(uri, args.found_by)
     except WorkspaceError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
-    except Exception as exc:  # a busy or unreachable store must not stop what comes next
-        print(f"warning: could not look for runs whose process died: {exc}", file=sys.stderr, flush=True)
     return 0
 
 

@@ -62,27 +62,14 @@ def setup_mlflow(uri: str | None = None) -> str:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     if uri not in _REAPED:  # once per process: end the runs whose process died (kill -9, out of memory)
+        from src.utils.liveness import end_dead_runs_of
+
         _REAPED.add(uri)
-        _end_dead_runs(uri)
+        end_dead_runs_of(uri, command_line()[:300])
     return uri
 
 
 _REAPED: set[str] = set()
-
-
-def _end_dead_runs(uri: str) -> None:
-    """src.utils.liveness.end_dead_runs; a store that cannot answer now does not stop the command."""
-    import logging
-
-    from src.utils import liveness
-
-    grace = liveness.seconds(liveness.GRACE_ENV, 600)  # a bad value is the user's to fix: one error line
-    if not liveness.maybe_running(uri):  # one SQLite query; nothing RUNNING costs nothing more
-        return
-    try:
-        liveness.end_dead_runs(mlflow.MlflowClient(tracking_uri=uri), command_line()[:300], grace)
-    except Exception as exc:
-        logging.getLogger(__name__).warning("could not look for runs whose process died: %s", exc)
 
 
 def _init_sqlite_store(uri: str, db: Path) -> None:
