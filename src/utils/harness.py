@@ -305,15 +305,21 @@ def ddp_worker() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 or int(os.environ.get("NODE_RANK", "0") or 0) > 0
 
 
-def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> float:
-    """Rank > 0 of a DDP run: the same folds and trainer as rank 0, which alone records (no run of its own)."""
+def checked_inputs(cfg: DictConfig, schema: type[TrainConfig]) -> tuple[Features, list[int], Competition, str | None]:
+    """Everything a run reads, checked before it exists: the config, the features (manifest), the folds, the
+    competition and the checkpoint to resume from."""
     validate(cfg, schema)
     features = load_features(cfg.feature_dir)
-    experiment = "__debug__" if cfg.debug else str(cfg.experiment_name)
-    run_id = os.environ.get(RUN_ENV, "ddp")
     folds = folds_to_run(cfg, features.n_folds)
     competition = competition_of(cfg, features)
-    ckpt_path = checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs"))
+    return features, folds, competition, checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs"))
+
+
+def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> float:
+    """Rank > 0 of a DDP run: the same folds and trainer as rank 0, which alone records (no run of its own)."""
+    features, folds, competition, ckpt_path = checked_inputs(cfg, schema)
+    experiment = "__debug__" if cfg.debug else str(cfg.experiment_name)
+    run_id = os.environ.get(RUN_ENV, "ddp")
     for k in folds:
         fit_fold(cfg, build, features, k, paths.LIGHTNING_DIR / experiment / run_id, None, len(folds) > 1, None,
                  competition, ckpt_path=ckpt_path)
@@ -355,12 +361,8 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
     # Everything that can be checked without a run is checked first: a typo (fold=7, a missing ckpt_path, stale
     # features, another competition's features) is one error line and leaves the store as it was. What fails after
     # the run has started ends it FAILED with its log.
-    validate(cfg, schema)
-    features = load_features(cfg.feature_dir)
-    folds = folds_to_run(cfg, features.n_folds)
-    competition = competition_of(cfg, features)
+    features, folds, competition, ckpt_path = checked_inputs(cfg, schema)
     lineage = features.lineage()
-    ckpt_path = checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs"))
     link = TrialLink.current(hydra_cfg, cfg.get("pruner")) if multirun else None
 
     tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
