@@ -89,3 +89,38 @@ def check_report(report: dict, stdout: str, trials: int = 2) -> None:
     assert report["table"] in stdout and "fixed cost per trial" in report["table"]
     assert "error line (lr=abc)" in report["table"] and "--help" in report["table"]
     assert report["table"].startswith("model01 benchmark")
+
+
+def check_pruning_report(report: dict, stdout: str) -> None:
+    """A `bash scripts/bench.sh --pruning` report: pruner=none and each candidate, each with its figures; the
+    table printed; the plot written beside the JSON."""
+    bench, figures = report["bench"], report["figures"]
+    assert list(figures) == ["none", *bench["candidates"]] and bench["candidates"]
+    for name, row in figures.items():
+        assert row["trials"] == bench["trials"] and 0 <= row["pruned"] <= row["trials"], name
+        assert isinstance(row["wall_s"], float) and row["wall_s"] > 0, name
+        assert row["time_to_best_s"] is None or 0 < row["time_to_best_s"] <= row["wall_s"], name
+    assert figures["none"]["pruned"] == 0 and figures["none"]["wall_share"] == 1.0
+    assert report["table"] in stdout and f"plot: {bench['plot']}" in stdout
+    assert Path(bench["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_time_to_best_counts_complete_trials_against_the_unpruned_best() -> None:
+    from src.tools.bench_pruning import figures
+
+    def side(launch: float, wall: float, trials: list[tuple[str, float, float]]) -> dict:
+        return {"launch": launch, "wall_s": wall, "trials": [
+            {"state": s, "value": v, "end": launch + end, "steps": 3} for s, v, end in trials]}
+
+    sides = {"none": side(100.0, 50.0, [("COMPLETE", 0.90, 10), ("COMPLETE", 0.97, 30), ("COMPLETE", 0.95, 45)]),
+             "median": side(0.0, 20.0, [("COMPLETE", 0.90, 5), ("PRUNED", 0.99, 8), ("COMPLETE", 0.969, 15)]),
+             "sha": side(0.0, 10.0, [("COMPLETE", 0.90, 5), ("PRUNED", 0.99, 8)])}
+    rows = figures(sides, maximize=True, tolerance=0.002)
+    assert rows["none"]["time_to_best_s"] == 30 and rows["none"]["best"] == 0.97
+    # a pruned trial's last value is no result: median reaches 0.969 (within 0.002 of 0.97) at 15 s
+    assert rows["median"]["time_to_best_s"] == 15 and rows["median"]["time_to_best_share"] == 15 / 50
+    assert rows["median"]["pruned"] == 1 and rows["median"]["wall_share"] == 20 / 50
+    assert rows["sha"]["time_to_best_s"] is None and rows["sha"]["best"] == 0.90
+    low = figures({"none": side(0, 10, [("COMPLETE", 2.0, 4)]), "x": side(0, 5, [("COMPLETE", 2.0015, 2)])},
+                  maximize=False, tolerance=0.002)
+    assert low["x"]["time_to_best_s"] == 2

@@ -161,8 +161,9 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
     best = parent.data.tags["best_run_id"]
     sweep_row = row_of(sweeps_section, parent.info.run_id)
     assert sweep_row[0] == "model03" and sweep_row[3] == "2/2"
-    assert sweep_row[5] == f"best_val_acc={parent.data.metrics['best_val_acc']:.4f}" and sweep_row[6] == best[:8]
-    assert sweep_row[7] == f"lr={float(parent.data.params['best.lr']):.4g}"
+    assert sweep_row[4] == f"{int(parent.data.metrics['n_trials_pruned'])} ({parent.data.params['pruner']})"
+    assert sweep_row[6] == f"best_val_acc={parent.data.metrics['best_val_acc']:.4f}" and sweep_row[7] == best[:8]
+    assert sweep_row[8] == f"lr={float(parent.data.params['best.lr']):.4g}"
     # each experiment of the day links to its runs table in the MLflow UI's "Model training" view
     model03 = client.get_experiment_by_name("model03").experiment_id
     assert f"[model03](http://127.0.0.1:5000/#/experiments/{model03}?workflowType=machine_learning)" in runs_section
@@ -277,3 +278,17 @@ def test_the_fast_tests_pick_up_the_copy(pipeline) -> None:
                  "test_every_config_option_reaches_the_model[model03-scheduler=none]",
                  "test_model_folder_trains_through_the_harness[model03]"):
         assert f"{test} PASSED" in res.stdout, res.stdout[-3000:]
+
+
+def test_a_pruned_trial_says_where_it_stopped_in_the_diary() -> None:
+    from types import SimpleNamespace
+
+    from src.tools.diary import kind
+
+    def run(**tags: str) -> SimpleNamespace:
+        return SimpleNamespace(data=SimpleNamespace(tags=tags))
+
+    parent = {"mlflow.parentRunId": "0123456789abcdef0123456789abcdef"}
+    assert kind(run(**parent)) == "trial of 01234567"
+    assert kind(run(**parent, optuna_state="PRUNED", pruned_at="epoch 3")) == "trial of 01234567, pruned at epoch 3"
+    assert kind(run(sweep="parent")) == "sweep" and kind(run()) == "run"

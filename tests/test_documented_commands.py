@@ -41,7 +41,7 @@ import pytest
 
 from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
 from tests.docs import REPO, Command, documented_commands, poetry_bin
-from tests.test_bench import check_report
+from tests.test_bench import check_pruning_report, check_report
 
 COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
@@ -374,7 +374,7 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
     where = f"{command.text}  ({', '.join(command.places)}; run as: {line})"
     rest = ""
     if how == "bench":  # the tiny options replace --size/--trials/--epochs: the same options left, the same run
-        rest = re.sub(r"--(size|trials|epochs) \S+", "", text.removeprefix("bash scripts/bench.sh"))
+        rest = re.sub(r"--(size|trials|epochs|n-train) \S+", "", text.removeprefix("bash scripts/bench.sh"))
         rest = " ".join(rest.replace("--experiment model01", "").split())  # model01 is the default
         session.benched = session.benched or {}
         if rest in session.benched:
@@ -409,8 +409,11 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             assert "submission" in out and res.returncode == 0, out[-3000:]
         if how == "bench":  # a report with every figure, written where the benchmark says
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
-            figures = report["figures"] if "figures" in report else report["best"]
-            assert figures and all(isinstance(v, float) and math.isfinite(v) for v in figures.values()), report
+            if "--pruning" in text:  # per pruner, beside pruner=none: its figures, the table and the plot
+                check_pruning_report(report, out)
+            else:
+                figures = report["figures"]
+                assert figures and all(isinstance(v, float) and math.isfinite(v) for v in figures.values()), report
             if text.startswith("bash scripts/bench.sh") and not rest:  # the default: every field, both sides alike
                 check_report(report, res.stdout)
             if "--keep" not in text:  # the throw-away copy is removed unless --keep is given

@@ -125,6 +125,14 @@ def test_every_config_option_reaches_the_model(folder: str, group: str, option: 
     if group == "optimizer":
         optimizer = setup["optimizer"] if isinstance(setup, dict) else setup
         assert type(optimizer).__name__ == str(chosen._target_).rsplit(".", 1)[1]
+    if group == "pruner":  # the pruner the sweep's jobs build, with its settings checked before any trial
+        from src.utils.optuna_sweeper import check_pruner, job_pruner
+
+        if chosen is None:
+            assert option == "none"
+        else:
+            check_pruner(chosen)
+            assert type(job_pruner(chosen)).__name__ == str(chosen._target_).rsplit(".", 1)[1]
 
 
 def test_a_checkpoint_with_no_epochs_left_is_refused_before_the_run(tmp_path: Path) -> None:
@@ -257,7 +265,16 @@ CONFIG_ERRORS = [  # (overrides, what the one error line must say)
     (["-m", "lr=interval(0.1,0.01)"], "cannot be run"),
     (["-m", "hydra/sweeper/sampler=nope", "lr=interval(0.01,0.1)"], "hydra/sweeper/sampler=nope is not an option"),
     (["-m", "pruner._target_=optuna.pruners.Nope"], "pruner._target_=optuna.pruners.Nope cannot be built"),
-    (["pruner=3"], "pruner=3 is not allowed"),
+    (["pruner=3"], "pruner=3 is not an option of config group 'pruner'; choose one of"),
+    (["-m", "pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.9}"], "cannot replace a config group's choice"),
+    (["-m", "pruner.lower=0.9"], "pruner.lower: the chosen pruner has no key 'lower'"),
+    (["-m", "pruner=hyperband", "pruner.reduction_factor=1"], "pruner.reduction_factor=1 is not allowed"),
+    (["-m", "pruner=successive_halving", "pruner.min_resource=0"], "pruner.min_resource=0 is not allowed"),
+    (["-m", "pruner=hyperband", "pruner.min_resource=99"], "pruner.min_resource=99 and pruner.max_resource="),
+    (["-m", "pruner=threshold", "pruner.lower=null", "pruner.upper=null"],
+     "ThresholdPruner cannot be built: Either lower or upper must be specified"),
+    (["-m", "pruner=median", "pruner.n_warmup_steps=-1"], "MedianPruner cannot be built"),
+    (["-m", "~pruner", "+pruner={lower:0.9}"], "is not allowed: a node with the _target_ of an Optuna pruner"),
 ]
 
 
@@ -285,3 +302,29 @@ def test_vscode_debug_configurations_run_as_given(capsys) -> None:
         for program in programs:
             module = entry("model", program.parent.name)
             assert check_command(module.__file__, module.Config, "config", c["args"]) >= 1, (c["name"], program)
+
+
+SAMPLERS = ["tpe", "random", "cmaes", "nsgaii", "nsgaiii", "gp", "qmc", "grid"]
+
+
+@pytest.mark.parametrize("folder", FOLDERS["model"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_option_builds_with_its_settings(folder: str, sampler: str) -> None:
+    """`hydra/sweeper/sampler=<name>` composes, its seed is a setting like any other, and the sweeper builds the
+    Optuna sampler from it (grid: from the search space)."""
+    import optuna
+    from hydra.utils import instantiate
+
+    from src.utils.optuna_sweeper import SAMPLER_TARGETS
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "config/model" / folder)):
+        cfg = compose("config", [f"hydra/sweeper/sampler={sampler}", "hydra.sweeper.sampler.seed=7"],
+                      return_hydra_config=True)
+    built = instantiate(cfg.hydra.sweeper.sampler, _execution_whitelist_=SAMPLER_TARGETS)
+    if sampler == "grid":
+        built = built({"lr": [0.001, 0.01]})
+    assert isinstance(built, optuna.samplers.BaseSampler)
+    names = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler", "nsgaii": "NSGAIISampler",
+             "nsgaiii": "NSGAIIISampler", "gp": "GPSampler", "qmc": "QMCSampler", "grid": "GridSampler"}
+    assert type(built).__name__ == names[sampler]

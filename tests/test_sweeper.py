@@ -9,6 +9,7 @@ import sys
 import time
 
 import optuna
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
@@ -49,12 +50,12 @@ def assert_linked_both_ways(trials: list, runs: list) -> None:
 def test_a_pruned_sweep_links_every_trial_and_its_run(ws: Workspace) -> None:
     # a wide learning-rate range: some trials are hopeless by their third epoch and the median pruner stops them
     res = ws.script(TRAIN, "-m", "lr=tag(log,interval(1e-5,1.0))", "max_epochs=4", "~callbacks.early_stopping",
-                    "hydra.sweeper.n_trials=10", "hydra.sweeper.study_name=pruned")
+                    "pruner=median", "hydra.sweeper.n_trials=10", "hydra.sweeper.study_name=pruned")
     assert res.returncode == 0, res.stderr[-3000:]
     trials = study(ws, "pruned").trials
     states = [t.state.name for t in trials]
     assert len(trials) == 10 and set(states) == {"COMPLETE", "PRUNED"}, states
-    pruner = OmegaConf.load(ws.root / "config/model/model01/config.yaml").pruner
+    pruner = OmegaConf.load(ws.root / "config/model/model01/pruner/median.yaml")
     assert pruner._target_ == "optuna.pruners.MedianPruner"
     (parent,), children = runs_of(ws, "pruned")
     assert_linked_both_ways(trials, children)
@@ -74,11 +75,54 @@ def test_a_pruned_sweep_links_every_trial_and_its_run(ws: Workspace) -> None:
             # the config's MedianPruner: nothing before n_startup_trials have finished, nor before n_warmup_steps
             assert trial.number >= pruner.n_startup_trials and step >= pruner.n_warmup_steps, (trial.number, step)
             assert "checkpoints/fold0/last.ckpt" in files and client.list_artifacts(run.info.run_id, "logs")
+            # where it stopped: in its name, its tags, and a point on its curve
+            assert run.info.run_name.endswith(f"(pruned at epoch {step})"), run.info.run_name
+            assert run.data.tags["pruned_at"] == f"epoch {step}"
+            (point,) = client.get_metric_history(run.info.run_id, "pruned_value")
+            assert (point.step, point.value) == (step, pytest.approx(reported[step]))
         else:
             assert len(reported) == 4 and run.data.metrics["best_val_acc"] == pytest.approx(trial.value)
     assert parent.data.metrics["n_trials_pruned"] == states.count("PRUNED")
     assert parent.data.metrics["n_trials_complete"] == states.count("COMPLETE")
     assert parent.data.tags["optuna_storage"].startswith("sqlite:///")
+    assert parent.data.params["pruner"] == "MedianPruner"
+    # the parent's trials table: each trial's state and the last step it reported
+    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "sweep/trials.csv"))
+    assert list(table["state"]) == states
+    assert list(table["last_step"]) == [max(t.intermediate_values) for t in trials]
+    assert "sweep/intermediate_values.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+
+
+def test_the_intermediate_values_plot_shows_pruned_trials_apart() -> None:
+    import optuna
+
+    from src.utils.sweep import optuna_plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    for n, state in enumerate(["COMPLETE", "PRUNED", "COMPLETE"]):
+        trial = study.ask()
+        for step in range(2 if state == "PRUNED" else 4):
+            trial.report(0.5 + 0.1 * n + 0.01 * step, step)
+        study.tell(trial, 0.6 if state == "COMPLETE" else None, state=optuna.trial.TrialState[state])
+    ax = optuna_plots(study)["intermediate_values"].axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert lines["Trial1"].get_linestyle() == "--" and lines["Trial0"].get_linestyle() == "-"
+    crosses = [line for line in ax.get_lines() if line.get_marker() == "x" and line.get_label().startswith("_")]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [1]  # where trial 1 was stopped
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "COMPLETE (2)", "PRUNED (1), x: where it was stopped"]
+
+
+def test_fold_all_reports_each_fold_as_a_step(ws: Workspace) -> None:
+    # folds as steps, each the fold's own best value (what WilcoxonPruner's paired test compares)
+    res = ws.script(TRAIN, "-m", "lr=tag(log,interval(1e-3,1e-2))", "fold=all", "max_epochs=1", "pruner=wilcoxon",
+                    "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=folds-as-steps")
+    assert res.returncode == 0, res.stderr[-3000:]
+    client = ws.client()
+    for trial in study(ws, "folds-as-steps").trials:
+        metrics = client.get_run(trial.user_attrs["mlflow_run_id"]).data.metrics
+        assert trial.intermediate_values == {k: pytest.approx(metrics[f"fold{k}_best_val_acc"]) for k in range(5)}
 
 
 def test_trials_with_the_same_parameters_keep_their_own_runs(ws: Workspace) -> None:

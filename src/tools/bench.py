@@ -4,6 +4,7 @@
     bash scripts/bench.sh --experiment model02             # another model folder (src/model/model02)
     bash scripts/bench.sh --size mnist                     # generated 60,000 + 10,000 28x28 images, 3 x 2
     bash scripts/bench.sh --size mnist --trials 4 --epochs 1 --threads 1 --keep
+    bash scripts/bench.sh --pruning                        # each pruner against pruner=none (bench_pruning.py)
 
 The experiment (--experiment, default model01) is a model folder: src/model/<experiment>/train.py with its
 config in config/model/<experiment>/. Everything comes from there: the script run, the config, the MLflow
@@ -146,6 +147,8 @@ class Experiment:
     raw_dir: str  # where that dataset folder reads the raw data
     batch_size: int
     competition: str = "digit-recognizer"  # the dataset folder's competition
+    monitor_mode: str = "max"  # the config's monitor_mode: the direction of "best"
+    max_epochs: int = 15  # the config's max_epochs
 
 
 def _compose(config_dir: Path) -> Any:
@@ -203,7 +206,8 @@ def experiment(name: str) -> Experiment:
     return Experiment(name=name, train_py=train_py, config_dir=config_dir,
                       mlflow_experiment=str(cfg.experiment_name), feature_dir=feature_dir, feature=feature,
                       dataset=dataset, raw_dir=raw_dir, batch_size=int(cfg.batch_size),
-                      competition=str(dataset_cfg.get("competition") or "digit-recognizer"))
+                      competition=str(dataset_cfg.get("competition") or "digit-recognizer"),
+                      monitor_mode=str(cfg.monitor_mode), max_epochs=int(cfg.max_epochs))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,7 +291,7 @@ class Copy:
         return self.run([sys.executable, *args], what)
 
 
-def prepare_data(ws: Copy, exp: Experiment, size: str, seed: int) -> dict:
+def prepare_data(ws: Copy, exp: Experiment, size: str, seed: int, n_train: int | None = None) -> dict:
     """Raw data, then the experiment's dataset and feature folders in the copy; the features' manifest.
 
     The generated sizes are digit images in the Digit Recognizer layout; another competition's `tiny` is its own
@@ -298,7 +302,7 @@ def prepare_data(ws: Copy, exp: Experiment, size: str, seed: int) -> dict:
     else:
         from src.dataset.raw_data import write_layout
 
-        n_train, n_test = GENERATED[size]
+        n_train, n_test = (n_train or GENERATED[size][0]), GENERATED[size][1]
         train_x, train_y, test_x = generated_digits(n_train, n_test, seed)
         write_layout(ws.root / exp.raw_dir, train_x, train_y, test_x, {
             "source": f"generated:bench-{size}", "is_sample": True, "seed": seed,
@@ -324,9 +328,10 @@ def trial_stats(trials: list[dict], events: list[dict]) -> dict[str, Any]:
             "samples_per_s": sum(r["samples"] for r in rows) / max(1e-9, sum(r["train_s"] for r in rows))}
 
 
-def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str,
-                  pruner: str | None = "pruner=null") -> dict[str, Any]:
-    """The workspace's sweep; without pruning unless `pruner` says otherwise (the floor never prunes)."""
+def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str, pruner: str = "pruner=none",
+                  extra: tuple[str, ...] = ("~callbacks.early_stopping",)) -> dict[str, Any]:
+    """The workspace's sweep; without pruning and early stopping (the floor has neither) unless `pruner` and
+    `extra` say otherwise."""
     import optuna
 
     timeline = ws.cwd / f"timeline-A-{tag}.jsonl"
@@ -334,8 +339,7 @@ def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str,
     launch = time.time()
     wall, cpu, out = ws.python(
         str(ws.root / exp.train_py), "-m", SEARCH_SPACE, f"max_epochs={epochs}",
-        f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={study}", "~callbacks.early_stopping",
-        *([pruner] if pruner else []),
+        f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={study}", pruner, *extra,
         f"+callbacks.bench_timeline._target_={TIMELINE_TARGET}",
         f"+callbacks.bench_timeline.path={timeline}", what=f"the workspace sweep (A), {exp.train_py} -m")
     events = [json.loads(line) for line in timeline.read_text().splitlines()]
@@ -343,10 +347,11 @@ def run_workspace(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     done = optuna.load_study(study_name=study, storage=storage).trials
     rows = [{"number": t.number, "params": t.params, "value": t.value, "state": t.state.name,
-             "start": t.datetime_start.timestamp(), "end": t.datetime_complete.timestamp()} for t in done]
+             "start": t.datetime_start.timestamp(), "end": t.datetime_complete.timestamp(),
+             "steps": len(t.intermediate_values)} for t in done]
     best = re.search(r"best run_id=(\w+)", out)
     return {"wall_s": wall, "cpu_s": cpu, "first_step_s": epoch_stats(events)["first_step"] - launch,
-            "best_run_id": best.group(1) if best else None, **trial_stats(rows, events)}
+            "launch": launch, "best_run_id": best.group(1) if best else None, **trial_stats(rows, events)}
 
 
 def run_floor(ws: Copy, exp: Experiment, trials: int, epochs: int, tag: str) -> dict[str, Any]:
@@ -581,30 +586,6 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def pruning_figures(ws: Copy, exp: Experiment, trials: int, epochs: int, args: argparse.Namespace,
-                    stamp: str) -> int:
-    """The same sweep (sampler seed, trials, epochs) with and without the config's pruner: wall time, best value."""
-    sides = {}
-    for name, pruner in (("unpruned", "pruner=null"), ("pruned", None)):  # None: the config's own pruner
-        say(f"sweep {name}: {trials} trials x {epochs} epochs (load {load_average()})")
-        sides[name] = run_workspace(ws, exp, trials, epochs, name, pruner)
-    un, pr = sides["unpruned"], sides["pruned"]
-    best = {k: max(t["value"] for t in s["trials"] if t["state"] == "COMPLETE") for k, s in sides.items()}
-    n_pruned = sum(t["state"] == "PRUNED" for t in pr["trials"])
-    table = "\n".join([
-        f"pruning, {exp.name}, {args.size}: {trials} trials x {epochs} epochs, same sampler seed",
-        "| figure | unpruned | pruned |", "| --- | --- | --- |",
-        f"| sweep wall | {un['wall_s']:.1f} s | {pr['wall_s']:.1f} s ({pr['wall_s'] / un['wall_s']:.0%}) |",
-        f"| best value | {best['unpruned']:.4f} | {best['pruned']:.4f} ({best['pruned'] - best['unpruned']:+.4f}) |",
-        f"| trials pruned | 0 | {n_pruned} of {trials} |",
-    ])
-    path = args.out / f"bench_pruning_{args.size}_{stamp}.json"
-    path.write_text(json.dumps({"sides": sides, "best": best, "n_pruned": n_pruned, "table": table}, default=str))
-    print(table)
-    print(f"report: {path}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bash scripts/bench.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -622,18 +603,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated images")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench", help="report folder")
     parser.add_argument("--keep", action="store_true", help="keep the throw-away copy (its runs and data)")
-    parser.add_argument("--pruning", action="store_true",
-                        help="instead of A/B: the workspace sweep with the config's pruner against the same sweep "
-                             "with pruner=null (same sampler seed and trials); e.g. --trials 12 --epochs 5")
+    pruning = parser.add_argument_group("--pruning: time-to-best per pruner (src/tools/bench_pruning.py)")
+    pruning.add_argument("--pruning", action="store_true",
+                         help="instead of A/B: the experiment's sweep with pruner=none and with each candidate "
+                              "pruner (same sampler seed, trials, max_epochs, early stopping); e.g. "
+                              "--pruning --trials 20 --epochs 15")
+    pruning.add_argument("--pruners", type=lambda s: tuple(p for p in s.split(",") if p), metavar="A,B",
+                         help="candidates from config/model/<experiment>/pruner/ (default: median,hyperband,"
+                              "successive_halving,patient; with --fold all: median,wilcoxon,hyperband)")
+    pruning.add_argument("--fold", default="0", help="the sweeps' fold: a number, or all (folds as steps)")
+    pruning.add_argument("--tolerance", type=float, default=0.002,
+                         help="time-to-best: when the best-so-far first came within this of the unpruned best")
+    parser.add_argument("--n-train", type=int, metavar="N",
+                        help="generated sizes: N training images instead of 60,000 (mnist) or 500 (tiny); "
+                             "e.g. --size mnist --n-train 12000 for a subsample of MNIST's")
     args = parser.parse_args(argv)
     trials = args.trials or DEFAULT_RUNS[args.size][0]
     epochs = args.epochs or DEFAULT_RUNS[args.size][1]
+    if args.n_train is not None and (args.size == "digits" or args.n_train < 50):
+        parser.error("--n-train N: N >= 50, with a generated size (--size mnist or tiny)")
     if min(trials, epochs, args.repeats, args.sweep_repeats) < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--trials, --epochs, --repeats, --sweep-repeats and --threads must be >= 1")
     try:
         exp = experiment(args.experiment)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.pruning:  # the config's sweep: its n_trials (20) and max_epochs unless given
+        trials, epochs = args.trials or 20, args.epochs or exp.max_epochs
+        have = sorted(p.stem for p in (ROOT / exp.config_dir / "pruner").glob("*.yaml"))
+        bad = [p for p in args.pruners or () if p not in have or p == "none"]
+        if bad or not have:
+            parser.error(f"--pruners {','.join(bad)}: not a pruner of {exp.config_dir}/pruner/ (have: "
+                         f"{', '.join(p for p in have if p != 'none') or 'no pruner group'})")
+        if args.fold != "all" and not args.fold.isdigit():
+            parser.error(f"--fold {args.fold}: a fold number or all")
     if args.size == "mnist" and exp.competition != DIGITS:
         parser.error(f"--size mnist generates digit images, but {exp.name} is a {exp.competition} model; "
                      f"use --size digits (its offline sample) or --size tiny")
@@ -646,14 +649,16 @@ def main(argv: list[str] | None = None) -> int:
         say(f"copy of the workspace in {work}; experiment {exp.name} (features {exp.feature_dir} from "
             f"{exp.feature} <- {exp.dataset}); preparing {args.size} data")
         t0 = time.perf_counter()
-        manifest = prepare_data(ws, exp, args.size, args.seed)
+        manifest = prepare_data(ws, exp, args.size, args.seed, args.n_train)
         say(f"data ready in {time.perf_counter() - t0:.1f} s: train_x {manifest['shapes']['train_x']}")
         load_before = load_average()
         if args.threads is None and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
             say(f"the machine is busy (load {load_before} on {os.cpu_count()} CPUs): torch's OpenMP threads will "
                 f"fight other processes and the timings swing by 10-20%; --threads 1 gives steadier figures")
         if args.pruning:
-            return pruning_figures(ws, exp, trials, epochs, args, stamp)
+            from src.tools.bench_pruning import pruning_figures
+
+            return pruning_figures(ws, exp, trials, epochs, args, stamp, manifest)
         a_runs, b_runs = [], []
         for r in range(args.sweep_repeats):
             order = ("A", "B") if r % 2 == 0 else ("B", "A")  # alternate, so a drift in load hits both sides

@@ -153,7 +153,11 @@ def kind(run: Any) -> str:
     if is_sweep_parent(run):
         return "sweep"
     parent = run.data.tags.get("mlflow.parentRunId")
-    return f"trial of {short(parent)}" if parent else "run"
+    if not parent:
+        return "run"
+    pruned = f", pruned at {run.data.tags.get('pruned_at', 'step ' + run.data.tags.get('pruned_at_step', '?'))}" \
+        if run.data.tags.get("optuna_state") == "PRUNED" else ""
+    return f"trial of {short(parent)}{pruned}"
 
 
 def local_time(ms: int | None, fmt: str = "%H:%M:%S") -> str:
@@ -197,16 +201,18 @@ def sweeps_table(day_runs: DayRuns) -> str:
         best = f"{best_name}={metrics[best_name]:.4f}" if best_name else "-"
         done = f"{int(metrics['n_trials_complete'])}/{int(metrics['n_trials_total'])}" \
             if "n_trials_complete" in metrics and "n_trials_total" in metrics else "-"
+        pruned = f"{int(metrics['n_trials_pruned'])} ({params.get('pruner', '?')})" \
+            if "n_trials_pruned" in metrics else "-"
         space = params.get("search_space", "-")
         if len(space) > SEARCH_SPACE_CHARS:
             space = space[: SEARCH_SPACE_CHARS - 3] + "..."
         best_params = " ".join(f"{k.removeprefix('best.')}={fmt_value(v)}" for k, v in sorted(params.items())
                                if k.startswith("best.")) or "-"
         rows.append([day_runs.experiments.get(run.info.experiment_id, "?"), short(run.info.run_id),
-                     run.info.status, done, f"`{space}`" if space != "-" else space, best,
+                     run.info.status, done, pruned, f"`{space}`" if space != "-" else space, best,
                      best_ref, best_params])
-    return table(["experiment", "sweep run_id", "status", "trials complete/total", "search space", "best",
-                  "best_run_id", "best params"], rows)
+    return table(["experiment", "sweep run_id", "status", "trials complete/total", "pruned (pruner)", "search space",
+                  "best", "best_run_id", "best params"], rows)
 
 
 def ui_base(store: str) -> str:

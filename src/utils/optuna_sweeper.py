@@ -53,6 +53,7 @@ _impl.optuna.logging.set_verbosity(logging.WARNING)  # not a line per study load
 TRIAL_ENV, STUDY_ENV = "WORKSPACE_OPTUNA_TRIAL", "WORKSPACE_OPTUNA_STUDY"
 SWEEP_FAILED = threading.Event()  # set when this process's sweep ended in an exception (an interrupt included)
 SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
+PRUNER_TARGETS = ("optuna.pruners.*", "src.*")
 
 
 class PrunedTrial(float):
@@ -189,18 +190,36 @@ def check_pruner(config: Any) -> None:
     """The `pruner` node builds an Optuna pruner, or one error line says what to write instead."""
     import optuna
 
-    example = "e.g. pruner={_target_:optuna.pruners.MedianPruner} or pruner=null"
+    example = "e.g. pruner=median, pruner=none, or '~pruner' '+pruner={_target_:optuna.pruners.MedianPruner}'"
     target = config.get("_target_") if isinstance(config, dict | DictConfig) else None
     if not target:
         raise WorkspaceError(f"pruner={config} is not allowed: a node with the _target_ of an Optuna pruner "
                              f"({example})")
+    check_resources(config, "pruner")
     try:
-        pruner = instantiate(config, _execution_whitelist_=("optuna.pruners.*", "src.*"))
+        pruner = job_pruner(config)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WorkspaceError(f"pruner._target_={target} cannot be built: {reason} ({example})") from exc
     if not isinstance(pruner, optuna.pruners.BasePruner):
         raise WorkspaceError(f"pruner._target_={target} is not an Optuna pruner ({example})")
+
+
+def check_resources(config: Any, path: str) -> None:
+    """Successive halving's settings, which Optuna checks only when the first trial asks (a ZeroDivisionError
+    in the middle of a sweep): reduction_factor >= 2, 1 <= min_resource <= max_resource."""
+    rf, low, high = (config.get(k) for k in ("reduction_factor", "min_resource", "max_resource"))
+    if rf is not None and (not isinstance(rf, int) or isinstance(rf, bool) or rf < 2):
+        raise WorkspaceError(f"{path}.reduction_factor={rf} is not allowed: a whole number >= 2 (3 keeps 1 trial in "
+                             f"3 at each rung)")
+    ints = {k: v for k, v in (("min_resource", low), ("max_resource", high)) if isinstance(v, int)}
+    if any(v < 1 for v in ints.values()) or len(ints) == 2 and low > high:
+        given = " and ".join(f"{path}.{k}={v}" for k, v in ints.items())
+        raise WorkspaceError(f"{given} {'are' if len(ints) == 2 else 'is'} not allowed: whole numbers with "
+                             f"1 <= min_resource <= max_resource (steps: epochs, or folds with fold=all)")
+    wrapped = config.get("wrapped_pruner")
+    if isinstance(wrapped, dict | DictConfig):
+        check_resources(wrapped, f"{path}.wrapped_pruner")
 
 
 def parse_space(arguments: list[str]) -> tuple[dict, dict, list]:
@@ -407,18 +426,31 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
 
 # --- the job's side ---------------------------------------------------------------------------------------------
 
+def job_pruner(config: Any):
+    """The pruner a job asks: the config's `pruner` node built (Optuna's NopPruner for none)."""
+    import optuna
+
+    if config is None:
+        return optuna.pruners.NopPruner()
+    return instantiate(config, _execution_whitelist_=PRUNER_TARGETS)
+
+
+@functools.cache
+def job_storage(url: str):
+    """The storage the jobs of this process report to: one per URL, so trials launched in the same process (the
+    basic launcher) do not each connect and check the schema again."""
+    return make_storage(url)
+
+
 class TrialLink:
     """The Optuna trial this job runs, when it runs one: links it with the MLflow run, reports, prunes."""
 
     def __init__(self, storage_url: str, study_name: str, trial_id: int, pruner_config: Any) -> None:
         import optuna
 
-        pruner = None
-        if pruner_config is not None:
-            pruner = instantiate(pruner_config, _execution_whitelist_=("optuna.pruners.*", "src.*"))
         self.study_name = study_name
-        self.study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url),
-                                       pruner=pruner or optuna.pruners.NopPruner())
+        self.study = optuna.load_study(study_name=study_name, storage=job_storage(storage_url),
+                                       pruner=job_pruner(pruner_config))
         self.trial = optuna.trial.Trial(self.study, trial_id)
         self.number = self.trial.number
         self.pruned_at: tuple[float, int] | None = None

@@ -204,6 +204,17 @@ def _explain(exc: Exception, overrides: list[str], base: Callable[[], DictConfig
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(cause, ConfigKeyError | ConfigAttributeError) and text.startswith("Could not override"):
         key = text.split("'")[1] if text.count("'") >= 2 else "?"
+        group = ROOT / Path(config_file).parent / key.split(".")[0]
+        if group.is_dir():  # an object the config chooses from a group: `pruner={...}`, or a key its choice lacks
+            name = key.split(".")[0]
+            options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+            where = f"config group {group.relative_to(ROOT)}/: {options}"
+            if "." in key:
+                return (f"{key}: the chosen {name} has no key {key.split('.', 1)[1]!r} ({where}); choose the option "
+                        f"that has it first ({name}=<option> {key}=...), or replace {name} with "
+                        f"'~{name}' '+{name}={{_target_:...}}'")
+            return (f"{key}=... cannot replace a config group's choice ({where}); choose one with {name}=<option> "
+                    f"and set its keys with {name}.<key>=..., or replace it with '~{name}' '+{name}={{_target_:...}}'")
         known = [k for k, _ in _flat_keys(base())]
         close = difflib.get_close_matches(key, known, n=2)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
@@ -265,6 +276,14 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
                 cfg = compose(config_name, overrides, return_hydra_config=args.multirun)
             except (HydraException, OmegaConfBaseException) as exc:
                 raise WorkspaceError(_explain(exc, overrides, base, config_file)) from exc
+            except ValueError as exc:  # Hydra: "Config group override must be a string or a list. Got int"
+                group = next((o.split("=", 1) for o in overrides if (Path(folder) / o.split("=", 1)[0]).is_dir()
+                              and "=" in o and not o.startswith(("+", "~"))), None)
+                if group is None:
+                    raise
+                options = ", ".join(sorted(p.stem for p in (Path(folder) / group[0]).glob("*.yaml")))
+                raise WorkspaceError(f"{group[0]}={group[1]} is not an option of config group '{group[0]}'; choose "
+                                     f"one of {options} ({config_file})") from exc
             checked += 1
             validate(cfg, schema)
             return cfg

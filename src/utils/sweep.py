@@ -100,7 +100,8 @@ class MlflowSweepCallback(Callback):
         client.set_tag(self.parent_run_id, "finished_trials_before", str(finished_before))
         params = {"n_trials": sweeper.n_trials, "direction": sweeper.direction, "n_jobs": sweeper.n_jobs,
                   "sampler": str(sweeper.sampler._target_).rsplit(".", 1)[-1],
-                  "sampler_seed": sweeper.sampler.get("seed"), "search_space": " ".join(overrides)[:6000]}
+                  "sampler_seed": sweeper.sampler.get("seed"), "search_space": " ".join(overrides)[:6000],
+                  "pruner": pruner_name(config)}
         for k, v in params.items():
             client.log_param(self.parent_run_id, k, v)
         atexit.register(self._close, "FAILED")
@@ -150,6 +151,13 @@ class MlflowSweepCallback(Callback):
                   f"  {shlex.join(['python', *sys.argv])}", flush=True)
 
 
+def pruner_name(config: DictConfig) -> str:
+    """The sweep's pruner as the parent run shows it: its class (`MedianPruner`), or `none`."""
+    node = config.get("pruner")
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    return str(target).rsplit(".", 1)[-1] if target else "none"
+
+
 def study_of(config: DictConfig):
     from src.utils.optuna_sweeper import open_study
 
@@ -186,6 +194,9 @@ def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> dict[str,
         tmp_path = Path(tmp)
         table = study.trials_dataframe(attrs=("number", "state", "value", "params", "datetime_start",
                                               "duration", "user_attrs"))
+        # where each trial stopped on its curve: its last reported step (an epoch; a fold with fold=all)
+        last_step = {t.number: max(t.intermediate_values) for t in trials if t.intermediate_values}
+        table["last_step"] = table["number"].map(last_step).astype("Int64")
         table["mlflow_run_id"] = table["number"].map(run_of_trial)
         table.to_csv(tmp_path / "trials.csv", index=False)
         client.log_artifact(parent_run_id, str(tmp_path / "trials.csv"), "sweep")
@@ -237,4 +248,26 @@ def optuna_plots(study) -> dict[str, Any]:
                 figures[name] = plot(study).figure
             except (ValueError, RuntimeError) as exc:  # e.g. importances of a parameter that never varied
                 log.warning("no %s plot: %s", name, exc)
+    if "intermediate_values" in figures:
+        mark_pruned(figures["intermediate_values"], trials)
     return figures
+
+
+def mark_pruned(figure, trials: list) -> None:
+    """Optuna's intermediate-values plot draws every trial alike: pruned trials become grey dashed lines ending
+    in a cross where they were stopped, and the legend says which is which."""
+    from matplotlib.lines import Line2D
+
+    pruned = {f"Trial{t.number}" for t in trials if t.state.name == "PRUNED"}
+    ax = figure.axes[0]
+    for line in ax.get_lines():
+        if line.get_label() in pruned:
+            line.set(color="0.55", linestyle="--", alpha=0.8)
+            xs, ys = line.get_data()
+            if len(xs):
+                ax.plot([xs[-1]], [ys[-1]], marker="x", color="0.25", markersize=7, linestyle="none")
+    n_pruned, n_complete = len(pruned), sum(t.state.name == "COMPLETE" for t in trials)
+    ax.legend(handles=[Line2D([], [], color="C0", marker=".", label=f"COMPLETE ({n_complete})"),
+                       Line2D([], [], color="0.55", linestyle="--", marker="x", markeredgecolor="0.25",
+                              label=f"PRUNED ({n_pruned}), x: where it was stopped")],
+              loc="best", fontsize=8)
