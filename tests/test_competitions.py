@@ -52,7 +52,7 @@ def test_the_regression_sample_has_its_own_files_folds_and_lineage(ws: Workspace
 def test_sweep_fold_all_submission_and_rerun(ws: Workspace) -> None:
     client = ws.client()
     res = ws.script("src/model/model02/train.py", "-m", "hparams_search=lr_hidden", "hydra.sweeper.n_trials=3",
-                    "max_epochs=4")
+                    "max_epochs=4", "pruner=none")  # every trial to its end: three submissions to compare
     assert res.returncode == 0, res.stderr[-3000:]
     exp = client.get_experiment_by_name("model02")
     trials = client.search_runs([exp.experiment_id], "tags.optuna_state = 'COMPLETE'")

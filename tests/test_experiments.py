@@ -130,6 +130,12 @@ def test_every_config_option_reaches_the_model(folder: str, group: str, option: 
 
         if chosen is None:
             assert option == "none"
+        elif str(chosen._target_).endswith(".by_steps"):  # one pruner for epochs as steps, another for folds
+            check_pruner(chosen)
+            for fold, node in (("0", chosen.epochs), ("all", chosen.folds)):
+                composed = hydra_config("model", folder, [f"{group}={option}", f"fold={fold}"], tmp_path)
+                built = job_pruner(composed.pruner)
+                assert type(built).__name__ == str(node._target_).rsplit(".", 1)[1]
         else:
             check_pruner(chosen)
             assert type(job_pruner(chosen)).__name__ == str(chosen._target_).rsplit(".", 1)[1]

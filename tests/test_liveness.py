@@ -297,7 +297,7 @@ def test_a_data_stage_killed_hard_mid_work_is_ended_by_the_mlflow_ui(prepared: W
 def test_a_sweep_killed_hard_mid_trial_is_ended_by_the_next_run(prepared: Workspace) -> None:
     ws = prepared
     sweep = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=kill9",
-             "max_epochs=50", "~callbacks.early_stopping"]
+             "max_epochs=50", "~callbacks.early_stopping", "pruner=none"]
     proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), *sweep], cwd=ws.cwd, env=ws.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     parent = running_run(ws, "model01", proc, "tags.sweep = 'parent' and tags.optuna_study = 'kill9'")

@@ -85,7 +85,7 @@ def test_a_pruned_sweep_links_every_trial_and_its_run(ws: Workspace) -> None:
     assert parent.data.metrics["n_trials_pruned"] == states.count("PRUNED")
     assert parent.data.metrics["n_trials_complete"] == states.count("COMPLETE")
     assert parent.data.tags["optuna_storage"].startswith("sqlite:///")
-    assert parent.data.params["pruner"] == "MedianPruner"
+    assert parent.data.params["pruner"] == "MedianPruner"  # pruner=median; auto names the pruner it picked
     # the parent's trials table: each trial's state and the last step it reported
     table = pd.read_csv(client.download_artifacts(parent.info.run_id, "sweep/trials.csv"))
     assert list(table["state"]) == states
@@ -116,10 +116,12 @@ def test_the_intermediate_values_plot_shows_pruned_trials_apart() -> None:
 
 def test_fold_all_reports_each_fold_as_a_step(ws: Workspace) -> None:
     # folds as steps, each the fold's own best value (what WilcoxonPruner's paired test compares)
-    res = ws.script(TRAIN, "-m", "lr=tag(log,interval(1e-3,1e-2))", "fold=all", "max_epochs=1", "pruner=wilcoxon",
+    res = ws.script(TRAIN, "-m", "lr=tag(log,interval(1e-3,1e-2))", "fold=all", "max_epochs=1",
                     "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=folds-as-steps")
     assert res.returncode == 0, res.stderr[-3000:]
     client = ws.client()
+    (parent,), _ = runs_of(ws, "folds-as-steps")
+    assert parent.data.params["pruner"] == "WilcoxonPruner"  # the default, pruner=auto, with the folds as steps
     for trial in study(ws, "folds-as-steps").trials:
         metrics = client.get_run(trial.user_attrs["mlflow_run_id"]).data.metrics
         assert trial.intermediate_values == {k: pytest.approx(metrics[f"fold{k}_best_val_acc"]) for k in range(5)}
@@ -152,7 +154,7 @@ def test_two_workers_share_one_budget(ws: Workspace) -> None:
 
 
 def test_a_killed_workers_trial_is_failed_and_run_again(ws: Workspace) -> None:
-    sweep = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=30", "~callbacks.early_stopping",
+    sweep = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=30", "~callbacks.early_stopping", "pruner=none",
              "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=killed",
              "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3"]
     proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), *sweep], cwd=ws.cwd, env=ws.env(),

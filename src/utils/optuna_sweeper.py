@@ -217,9 +217,15 @@ def check_resources(config: Any, path: str) -> None:
         given = " and ".join(f"{path}.{k}={v}" for k, v in ints.items())
         raise WorkspaceError(f"{given} {'are' if len(ints) == 2 else 'is'} not allowed: whole numbers with "
                              f"1 <= min_resource <= max_resource (steps: epochs, or folds with fold=all)")
-    wrapped = config.get("wrapped_pruner")
-    if isinstance(wrapped, dict | DictConfig):
-        check_resources(wrapped, f"{path}.wrapped_pruner")
+    for key, node in config.items():  # PatientPruner's wrapped_pruner, by_steps' epochs and folds
+        if isinstance(node, dict | DictConfig) and "_target_" in node:
+            check_resources(node, f"{path}.{key}")
+
+
+def by_steps(fold: Any, epochs: Any, folds: Any) -> Any:
+    """Hydra target of a pruner option that depends on what the steps are: the pruner `epochs` for a single-fold
+    sweep (each epoch is a step), `folds` with fold=all (each fold is a step); both are built from their nodes."""
+    return folds if str(fold) == "all" else epochs
 
 
 def parse_space(arguments: list[str]) -> tuple[dict, dict, list]:
@@ -432,7 +438,9 @@ def job_pruner(config: Any):
 
     if config is None:
         return optuna.pruners.NopPruner()
-    return instantiate(config, _execution_whitelist_=PRUNER_TARGETS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # e.g. WilcoxonPruner's, per trial
+        return instantiate(config, _execution_whitelist_=PRUNER_TARGETS)
 
 
 @functools.cache
