@@ -19,6 +19,7 @@ import gzip
 import json
 import math
 import os
+import pstats
 import re
 import shlex
 import shutil
@@ -407,7 +408,11 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             dest.write_text(yaml_after("README.md", int(command.places[0].split(":")[1])))
         if how == "walkthrough" and "/predict.py" in text:  # a submission, checked against the sample
             assert "submission" in out and res.returncode == 0, out[-3000:]
-        if how == "bench":  # a report with every figure, written where the benchmark says
+        if how == "bench" and "--profile" in text:  # a trial's time outside training, and the profile written
+            assert re.search(r"^1 profiled trial\(s\): [\d.]+ s each .* Trainer\.fit [\d.]+ s", out, re.M), out
+            assert "utils/harness.py" in out and "log_oof" in out, out
+            assert pstats.Stats(re.search(r"^profile: (\S+\.prof)$", out, re.M).group(1)).total_tt > 0
+        elif how == "bench":  # a report with every figure, written where the benchmark says
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
             if "--pruning" in text:  # per pruner, beside pruner=none: its figures, the table and the plot
                 check_pruning_report(report, out)

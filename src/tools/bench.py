@@ -5,6 +5,7 @@
     bash scripts/bench.sh --size mnist                     # generated 60,000 + 10,000 28x28 images, 3 x 2
     bash scripts/bench.sh --size mnist --trials 4 --epochs 1 --threads 1 --keep
     bash scripts/bench.sh --pruning                        # each pruner against pruner=none (bench_pruning.py)
+    bash scripts/bench.sh --profile --size mnist --trials 2 --epochs 1   # a trial's time outside training
 
 The experiment (--experiment, default model01) is a model folder: src/model/<experiment>/train.py with its
 config in config/model/<experiment>/. Everything comes from there: the script run, the config, the MLflow
@@ -614,6 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     pruning.add_argument("--fold", default="0", help="the sweeps' fold: a number, or all (folds as steps)")
     pruning.add_argument("--tolerance", type=float, default=0.002,
                          help="time-to-best: when the best-so-far first came within this of the unpruned best")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of A/B: the workspace sweep with one trial after the first under cProfile "
+                             "(src/tools/bench_profile.py): where a trial's time goes outside training")
     parser.add_argument("--n-train", type=int, metavar="N",
                         help="generated sizes: N training images instead of 60,000 (mnist) or 500 (tiny); "
                              "e.g. --size mnist --n-train 12000 for a subsample of MNIST's")
@@ -655,6 +659,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads is None and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
             say(f"the machine is busy (load {load_before} on {os.cpu_count()} CPUs): torch's OpenMP threads will "
                 f"fight other processes and the timings swing by 10-20%; --threads 1 gives steadier figures")
+        if args.profile:
+            out = args.out / f"bench_profile_{args.size}_{stamp}.prof"
+            _, _, text = ws.python("-m", "src.tools.bench_profile", "--out", str(out), str(ws.root / exp.train_py),
+                                   "-m", SEARCH_SPACE, f"max_epochs={epochs}",
+                                   f"hydra.sweeper.n_trials={max(2, trials)}",
+                                   "hydra.sweeper.study_name=bench-profile", "pruner=none",
+                                   "~callbacks.early_stopping", what="the profiled sweep")
+            print(text[text.index("profiled trial(s)") - 2:] if "profiled trial(s)" in text else text)
+            return 0
         if args.pruning:
             from src.tools.bench_pruning import pruning_figures
 
