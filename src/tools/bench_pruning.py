@@ -127,7 +127,9 @@ def pruning_figures(ws: Copy, exp: Experiment, trials: int, epochs: int, args: a
         sides[name]["overrides"] = override + extra
     maximize = exp.monitor_mode == "max"
     rows = figures(sides, maximize, args.tolerance)
-    size = f"{args.size}" + (f" ({manifest['shapes']['train_x'][0]} train images)" if manifest.get("shapes") else "")
+    rows_of = manifest.get("shapes", {}).get("train_x") or [None]
+    size = ("offline sample" if args.size == "digits" else args.size) + (
+        f" ({rows_of[0]} training {'images' if len(rows_of) > 2 else 'rows'})" if rows_of[0] else "")
     title = (f"pruning, {exp.name}, {size}, fold={args.fold}: {trials} trials x max {epochs} epochs, "
              f"same sampler seed, the config's early stopping")
     text = table(rows, title, args.tolerance)
