@@ -334,3 +334,18 @@ def test_every_sampler_option_builds_with_its_settings(folder: str, sampler: str
     names = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler", "nsgaii": "NSGAIISampler",
              "nsgaiii": "NSGAIIISampler", "gp": "GPSampler", "qmc": "QMCSampler", "grid": "GridSampler"}
     assert type(built).__name__ == names[sampler]
+
+
+def test_another_sampler_takes_the_place_of_an_option_with_its_keys() -> None:
+    """README: `hydra/sweeper/sampler=random hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler`."""
+    from hydra.utils import instantiate
+
+    from src.utils.optuna_sweeper import SAMPLER_TARGETS
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "config/model/model01")):
+        cfg = compose("config", ["hydra/sweeper/sampler=random",
+                                 "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler"],
+                      return_hydra_config=True)
+    built = instantiate(cfg.hydra.sweeper.sampler, seed=3, _execution_whitelist_=SAMPLER_TARGETS)
+    assert type(built).__name__ == "BruteForceSampler"

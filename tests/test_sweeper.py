@@ -200,3 +200,20 @@ def test_a_trial_refused_before_its_run_fails_in_optuna_and_the_sweep_goes_on(ws
     assert "does not exist: the features have 5 folds" in res.stdout + res.stderr
     (parent,), children = runs_of(ws, "refused")
     assert children == [] and parent.info.status == "FINISHED" and parent.data.metrics["n_trials_fail"] == 2
+
+
+@pytest.mark.parametrize("sampler", [["hydra/sweeper/sampler=grid"],
+                                     ["hydra/sweeper/sampler=random",
+                                      "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler"]])
+def test_a_sampler_that_runs_out_of_points_ends_the_sweep(ws: Workspace, sampler: list[str]) -> None:
+    # GridSampler and BruteForceSampler call study.stop() after the last point, which Optuna refuses outside
+    # study.optimize: the sweep ends there, FINISHED, instead of failing after its last trial
+    name = f"exhausted-{len(sampler)}"
+    res = ws.script(TRAIN, "-m", "dropout=choice(0.1,0.3)", *sampler, "max_epochs=1", "hydra.sweeper.n_trials=5",
+                    f"hydra.sweeper.study_name={name}")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert "has tried every point of the search space" in res.stdout + res.stderr
+    trials = study(ws, name).trials
+    assert sorted(t.params["dropout"] for t in trials) == [0.1, 0.3] and {t.state.name for t in trials} == {"COMPLETE"}
+    (parent,), _ = runs_of(ws, name)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials_complete"] == 2

@@ -56,6 +56,30 @@ SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
 PRUNER_TARGETS = ("optuna.pruners.*", "src.*")
 
 
+SAMPLER_DONE = threading.Event()  # set when a sampler asked the study to stop after the last trial told
+
+
+class StopAware:
+    """A study whose `tell` survives the sampler's `study.stop()`: GridSampler and BruteForceSampler call it once
+    every point has been tried, which Optuna refuses outside `study.optimize` (a RuntimeError raised after the trial
+    is stored). Here it ends the sweep instead."""
+
+    def __init__(self, study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def tell(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._study.tell(*args, **kwargs)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                raise
+            SAMPLER_DONE.set()
+            return None
+
+
 class PrunedTrial(float):
     """What a pruned job returns: its last reported value, and the step it was pruned at."""
 
@@ -389,6 +413,9 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
             failures = [f for f in told if f is not None]
             if failures and len(failures) / len(returns) > self.max_failure_rate:
                 raise failures[0]
+            if SAMPLER_DONE.is_set():  # GridSampler, BruteForceSampler: every point of the space has been tried
+                log.info("the %s has tried every point of the search space", type(study.sampler).__name__)
+                break
 
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
         results: dict[str, Any] = {"name": "optuna", "study": study.study_name}
@@ -405,6 +432,8 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
 
     @staticmethod
     def _tell(study, trial, ret, n_objectives: int) -> BaseException | None:
+        SAMPLER_DONE.clear()
+        study = StopAware(study)
         """Tell Optuna how the job ended; returns the failure, if it failed."""
         from optuna.trial import TrialState
 
