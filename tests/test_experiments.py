@@ -272,6 +272,7 @@ CONFIG_ERRORS = [  # (overrides, what the one error line must say)
     (["-m", "hydra/sweeper/sampler=nope", "lr=interval(0.01,0.1)"], "hydra/sweeper/sampler=nope is not an option"),
     (["-m", "pruner._target_=optuna.pruners.Nope"], "pruner._target_=optuna.pruners.Nope cannot be built"),
     (["pruner=3"], "pruner=3 is not an option of config group 'pruner'; choose one of"),
+    (["-m", "pruner=null"], "pruner=null: a config group's choice cannot be null; write pruner=none, or remove it"),
     (["-m", "pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.9}"], "cannot replace a config group's choice"),
     (["-m", "pruner.lower=0.9"], "pruner.lower: the chosen pruner has no key 'lower'"),
     (["-m", "pruner=hyperband", "pruner.reduction_factor=1"], "pruner.reduction_factor=1 is not allowed"),

@@ -129,7 +129,7 @@ def test_fold_all_reports_each_fold_as_a_step(ws: Workspace) -> None:
 
 def test_trials_with_the_same_parameters_keep_their_own_runs(ws: Workspace) -> None:
     # one parameter with two values and four trials: at least two trials share their parameters
-    res = ws.script(TRAIN, "-m", "dropout=choice(0.1,0.2)", "max_epochs=1", "pruner=null",
+    res = ws.script(TRAIN, "-m", "dropout=choice(0.1,0.2)", "max_epochs=1", "pruner=none",
                     "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=same-params")
     assert res.returncode == 0, res.stderr[-3000:]
     trials = study(ws, "same-params").trials

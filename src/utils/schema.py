@@ -282,6 +282,10 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
                 if group is None:
                     raise
                 options = ", ".join(sorted(p.stem for p in (Path(folder) / group[0]).glob("*.yaml")))
+                if group[1].strip().lower() in ("null", "none", "~"):  # Hydra cannot set a group's choice to null
+                    raise WorkspaceError(f"{group[0]}={group[1]}: a config group's choice cannot be null; "
+                                         + (f"write {group[0]}=none, or " if "none" in options.split(", ") else "")
+                                         + f"remove it with '~{group[0]}' (options: {options})") from exc
                 raise WorkspaceError(f"{group[0]}={group[1]} is not an option of config group '{group[0]}'; choose "
                                      f"one of {options} ({config_file})") from exc
             checked += 1
