@@ -375,7 +375,7 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
     where = f"{command.text}  ({', '.join(command.places)}; run as: {line})"
     rest = ""
     if how == "bench":  # the tiny options replace --size/--trials/--epochs: the same options left, the same run
-        rest = re.sub(r"--(size|trials|epochs|n-train) \S+", "", text.removeprefix("bash scripts/bench.sh"))
+        rest = re.sub(r"--(size|trials|epochs|n-train|pruners) \S+", "", text.removeprefix("bash scripts/bench.sh"))
         rest = " ".join(rest.replace("--experiment model01", "").split())  # model01 is the default
         session.benched = session.benched or {}
         if rest in session.benched:
@@ -383,6 +383,8 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
         session.benched[rest] = line
         if rest:  # the default options get two trials (both sides must propose the same); the others one
             line = line.replace("--trials 2", "--trials 1")
+        if "--pruning" in text:  # the default pruner against none: the candidates' own sweeps are the same code
+            line += " --pruners auto"
 
     if how == "ui":
         out = run_ui(ws, env, line)
