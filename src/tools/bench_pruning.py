@@ -22,7 +22,6 @@ from src.tools.bench import Copy, Experiment, load_average, run_workspace, say
 # the candidates measured by default: epochs as steps (fold=N) and folds as steps (fold=all)
 CANDIDATES = {"single": ("median", "hyperband", "successive_halving", "patient"),
               "all": ("median", "wilcoxon", "hyperband")}
-TOLERANCE = 0.002
 
 
 def best_so_far(side: dict[str, Any], maximize: bool) -> list[tuple[float, float]]:

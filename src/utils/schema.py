@@ -207,7 +207,7 @@ def _explain(exc: Exception, overrides: list[str], base: Callable[[], DictConfig
         group = ROOT / Path(config_file).parent / key.split(".")[0]
         if group.is_dir():  # an object the config chooses from a group: `pruner={...}`, or a key its choice lacks
             name = key.split(".")[0]
-            options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+            options = group_options(group)
             where = f"config group {group.relative_to(ROOT)}/: {options}"
             if "." in key:
                 return (f"{key}: the chosen {name} has no key {key.split('.', 1)[1]!r} ({where}); choose the option "
@@ -222,6 +222,11 @@ def _explain(exc: Exception, overrides: list[str], base: Callable[[], DictConfig
                 f"with +{key}=...")
     detail = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
     return f"{text}{'; ' + detail if detail and detail not in text else ''} (overrides: {' '.join(overrides)})"
+
+
+def group_options(group: Path) -> str:
+    """The options of a config group folder, as an error line lists them."""
+    return ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
 
 
 def _flat_keys(cfg: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -281,7 +286,7 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
                               and "=" in o and not o.startswith(("+", "~"))), None)
                 if group is None:
                     raise
-                options = ", ".join(sorted(p.stem for p in (Path(folder) / group[0]).glob("*.yaml")))
+                options = group_options(Path(folder) / group[0])
                 if group[1].strip().lower() in ("null", "none", "~"):  # Hydra cannot set a group's choice to null
                     raise WorkspaceError(f"{group[0]}={group[1]}: a config group's choice cannot be null; "
                                          + (f"write {group[0]}=none, or " if "none" in options.split(", ") else "")

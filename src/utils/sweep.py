@@ -156,8 +156,9 @@ def pruner_name(config: DictConfig) -> str:
     node = config.get("pruner")
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     if target and str(target).endswith(".by_steps"):  # pruner=auto: the one for this sweep's steps
-        node = node.folds if str(node.get("fold")) == "all" else node.epochs
-        target = node.get("_target_")
+        from src.utils.optuna_sweeper import by_steps
+
+        target = by_steps(node.get("fold"), node.epochs, node.folds).get("_target_")
     return str(target).rsplit(".", 1)[-1] if target else "none"
 
 
