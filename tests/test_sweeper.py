@@ -76,7 +76,8 @@ def test_a_pruned_sweep_links_every_trial_and_its_run(ws: Workspace) -> None:
             assert trial.number >= pruner.n_startup_trials and step >= pruner.n_warmup_steps, (trial.number, step)
             assert "checkpoints/fold0/last.ckpt" in files and client.list_artifacts(run.info.run_id, "logs")
             # where it stopped: in its name, its tags, and a point on its curve
-            assert run.info.run_name.endswith(f"(pruned at epoch {step})"), run.info.run_name
+            name = run.info.run_name
+            assert name.startswith(f"model01 #{trial.number} (pruned at epoch {step}) lr="), name
             assert run.data.tags["pruned_at"] == f"epoch {step}"
             (point,) = client.get_metric_history(run.info.run_id, "pruned_value")
             assert (point.step, point.value) == (step, pytest.approx(reported[step]))

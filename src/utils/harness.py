@@ -278,8 +278,10 @@ def end_pruned(link: TrialLink, ckpt_dir: Path, label: str, cv: bool) -> PrunedT
     where = f"fold {step}" if cv else f"epoch {step}"  # the steps: fold numbers, or Lightning's epochs (from 0)
     run = mlflow.active_run()
     name = run.info.run_name if run is not None else None
+    if name:  # right after `model01 #4`, where the runs table (which cuts long names) still shows it
+        name = name.replace(f"#{link.number} ", f"#{link.number} (pruned at {where}) ", 1)
     mlflow.set_tags({"optuna_state": "PRUNED", "pruned_at_step": str(step), "pruned_at": where,
-                     **({"mlflow.runName": f"{name} (pruned at {where})"[:250]} if name else {})})
+                     **({"mlflow.runName": name[:250]} if name else {})})
     mlflow.log_metric("pruned_value", value, step=step)
     for ckpt in sorted(ckpt_dir.glob("fold*/last.ckpt")):
         mlflow.log_artifact(str(ckpt), artifact_path=f"checkpoints/{ckpt.parent.name}")
