@@ -30,11 +30,14 @@ def start(ws: Workspace, *args: str) -> subprocess.Popen:
 
 
 def wait_for_checkpoint(ws: Workspace, proc: subprocess.Popen, known: set[Path], timeout: float = 180) -> Path:
-    """Block until the process has written a new checkpoint (so it is mid-training), return it."""
+    """Block until the process has written a new last.ckpt (so it is mid-training, an epoch done), return it.
+
+    Waiting for any checkpoint would race: ModelCheckpoint writes the epoch's best-*.ckpt first and last.ckpt
+    after it, so a signal sent on seeing the first could land before the second is written."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        new = set((ws.root / "logs/lightning").glob("model01/*/fold0/*.ckpt")) - known
+        new = set((ws.root / "logs/lightning").glob("model01/*/fold0/last.ckpt")) - known
         if new:
             return new.pop()
         time.sleep(0.2)
