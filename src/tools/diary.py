@@ -139,6 +139,7 @@ def score(run: Any) -> str:
     metrics, shown = run.data.metrics, []
     names = [f"best_{run.data.params['monitor']}"] if "monitor" in run.data.params else []
     names += [f"oof_{run.data.tags['competition_metric']}"] if "competition_metric" in run.data.tags else []
+    names += [f"nested_oof_{run.data.tags['competition_metric']}"] if is_ensemble(run) else []
     for name in names or ["objective"]:
         if name in metrics:
             shown.append(f"{name}={metrics[name]:.4f}")
@@ -149,9 +150,15 @@ def is_sweep_parent(run: Any) -> bool:
     return run.data.tags.get("sweep") == "parent"
 
 
+def is_ensemble(run: Any) -> bool:
+    return run.data.tags.get("stage") == "ensemble"
+
+
 def kind(run: Any) -> str:
     if is_sweep_parent(run):
         return "sweep"
+    if is_ensemble(run):
+        return f"ensemble of {run.data.tags.get('n_members', '?')}"
     parent = run.data.tags.get("mlflow.parentRunId")
     if not parent:
         return "run"
@@ -215,6 +222,25 @@ def sweeps_table(day_runs: DayRuns) -> str:
                   "best", "best_run_id", "best params"], rows)
 
 
+def ensembles_table(day_runs: DayRuns) -> str:
+    """Each ensemble of the day beside its best member: the blend's score in-sample (weights chosen on the rows it
+    is scored on) and nested (chosen on the other folds), which is the one to trust."""
+    ensembles = [r for r in day_runs.runs if is_ensemble(r)]
+    if not ensembles:
+        return "_No ensembles on this day._"
+    rows = []
+    for run in ensembles:
+        metrics, tags = run.data.metrics, run.data.tags
+        name = tags.get("competition_metric", "?")
+        value = {k: f"{metrics[k]:.4f}" if k in metrics else "-" for k in
+                 (f"best_member_oof_{name}", f"oof_{name}", f"nested_oof_{name}")}
+        members = " ".join(short(m) for m in tags.get("ensemble_members", "").split(",") if m)
+        rows.append([day_runs.experiments.get(run.info.experiment_id, "?"), short(run.info.run_id), run.info.status,
+                     tags.get("method", "-").rsplit(".", 1)[-1], members, name, *value.values()])
+    return table(["experiment", "run_id", "status", "method", "members", "metric", "best member", "blend (in-sample)",
+                  "blend (nested CV)"], rows)
+
+
 def ui_base(store: str) -> str:
     """The MLflow UI that shows `store`: a tracking server's own (no credentials), else scripts/mlflow_ui.sh's."""
     if not store.startswith(("http://", "https://")):
@@ -242,7 +268,8 @@ def ui_links(day_runs: DayRuns) -> str:
 
 def render_section(day_runs: DayRuns, now: datetime, template: str) -> str:
     values = {"date": f"{day_runs.day:%Y-%m-%d}", "time": f"{now:%H:%M}", "runs": runs_table(day_runs),
-              "sweeps": sweeps_table(day_runs), "n_runs": str(len(day_runs.runs)), "store": day_runs.store,
+              "sweeps": sweeps_table(day_runs),
+              "ensembles": ensembles_table(day_runs), "n_runs": str(len(day_runs.runs)), "store": day_runs.store,
               "ui": ui_links(day_runs)}
     # safe_substitute: a `$` the user puts in the template (a formula, a price) is left alone
     return Template(template).safe_substitute(values).rstrip("\n") + "\n"

@@ -7,6 +7,11 @@ Writes outputs/kaggle/<run_id>/
   notebook/  the offline inference notebook (inference.ipynb, internet off) and kernel-metadata.json naming the
              dataset and the competition as its sources
 
+An ensemble run (src/ensemble/*/blend.py) packs every member as above under dataset/members/<k>/ and its own logged
+code, config and fitted method under dataset/ensemble/; its notebook runs each member's packed code in a process of
+its own (members may come from different model folders) and blends their test scores with the fitted method: the
+submission the ensemble run wrote.
+
 The notebook runs the experiment's own code (src/utils/inference.py): the packed dataset and feature stages on the
 competition's files, then the run's data module and models through Lightning, into the competition's submission,
 checked against its sample_submission.csv, as `predict.py` does. It reads $KAGGLE_INPUT (default /kaggle/input),
@@ -94,6 +99,84 @@ def notebook(slug: str, competition_slug: str, run: str, n_models: int) -> nbfor
     return nb
 
 
+# Run by the ensemble notebook once per member, in a process of its own with that member's packed code as `src`
+# (members may come from different model folders and code versions): its features made again from the
+# competition's files, its models' test scores and the test ids, written as files for the notebook to blend.
+MEMBER_SCRIPT = '''"""A packed member's test scores: python member_scores.py <member pack> <competition files> <out>."""
+import sys
+from pathlib import Path
+
+pack, competition_dir, out = (Path(a) for a in sys.argv[1:4])
+sys.path.insert(0, str(pack / "code"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from src.utils.competition import load as load_competition  # noqa: E402
+from src.utils.inference import rebuild_features  # noqa: E402
+from src.utils.logs import quiet_libraries  # noqa: E402
+from src.utils.predictions import predict_scores, predict_trainer, test_loader  # noqa: E402
+from src.utils.schema import instantiate  # noqa: E402
+
+quiet_libraries()
+features = rebuild_features(pack / "code", competition_dir, out / "features")
+config = OmegaConf.load(pack / "code" / "config.yaml")
+competition = load_competition(str(config.competition))
+models = [torch.load(p, map_location="cpu", weights_only=False) for p in sorted((pack / "models").glob("*.pth"))]
+datamodule = instantiate(config.data, features=features, fold=0)
+scores = predict_scores(models, test_loader(datamodule, features), competition.task, competition.fold_models,
+                        predict_trainer("cpu"))
+np.save(out / "test_scores.npy", scores)
+features.test_ids(competition.ids).to_csv(out / "test_ids.csv", index=False)
+same = features.content_hash == (pack / "code" / "features_hash.txt").read_text().strip()
+print(f"member {pack.name}: {len(models)} model(s), {len(scores)} test rows"
+      f"{'' if same else ' (other data than the member saw)'}")
+'''
+
+
+def ensemble_notebook(slug: str, competition_slug: str, run: str, n_members: int) -> nbformat.NotebookNode:
+    """The ensemble's inference notebook: every member's packed code on the competition's files, then the
+    ensemble's fitted method on their test scores."""
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            f"# Inference: {slug}\n\nOffline inference for `{competition_slug}` with ensemble run `{run}` "
+            f"({n_members} members), packed in the dataset `{slug}` by `bash scripts/kaggle_pack.sh`. Each member "
+            f"makes its features again from the competition's files and predicts the test rows with its own packed "
+            f"code and models (a process per member); the ensemble's fitted method blends their scores."),
+        nbformat.v4.new_code_cell(
+            "import json, os, subprocess, sys\n"
+            "from pathlib import Path\n\n"
+            "import numpy as np\n"
+            "import pandas as pd\n\n"
+            "INPUT = Path(os.environ.get('KAGGLE_INPUT', '/kaggle/input'))\n"
+            "WORKING = Path(os.environ.get('KAGGLE_WORKING', '/kaggle/working'))\n"
+            f"PACK = INPUT / {slug!r}\n"
+            f"COMPETITION = INPUT / {competition_slug!r}\n"
+            "MEMBERS = json.loads((PACK / 'ensemble' / 'members.json').read_text())"),
+        nbformat.v4.new_code_cell(
+            "scores = []\n"
+            "for k in range(len(MEMBERS)):\n"
+            "    out = WORKING / 'members' / str(k)\n"
+            "    out.mkdir(parents=True, exist_ok=True)\n"
+            "    subprocess.run([sys.executable, str(PACK / 'ensemble' / 'member_scores.py'),\n"
+            "                    str(PACK / 'members' / str(k)), str(COMPETITION), str(out)], check=True)\n"
+            "    scores.append(np.load(out / 'test_scores.npy'))\n"
+            "ids = pd.read_csv(WORKING / 'members' / '0' / 'test_ids.csv')"),
+        nbformat.v4.new_code_cell(
+            "sys.path.insert(0, str(PACK / 'ensemble' / 'code'))  # the ensemble's code, as the run blended with it\n"
+            "from src.utils.inference import blend_submission\n\n"
+            "submission = blend_submission(PACK / 'ensemble', scores, ids, COMPETITION)\n"
+            "WORKING.mkdir(parents=True, exist_ok=True)\n"
+            "submission.to_csv(WORKING / 'submission.csv', index=False)\n"
+            "print(f'{len(submission)} rows -> {WORKING / \"submission.csv\"}')\n"
+            "submission.head()"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 def stage_of(manifest: dict, stage: str) -> dict:
     """A data stage that made the run's features: its folder, its resolved config (as its run logged it) and run,
     after checking that today's folder still holds the code that ran."""
@@ -120,7 +203,9 @@ def stage_of(manifest: dict, stage: str) -> dict:
 ENTRY = {"dataset": "make_dataset.py", "feature": "build_features.py"}
 
 
-def pack(run_id: str, user: str | None, slug: str | None, out_root: Path = OUTPUTS_DIR / "kaggle") -> Path:
+def pack_run(run_id: str, dataset: Path) -> dict:
+    """One training run into `dataset`: code/ (its logged code, the stages that made its features, its config and
+    competition) and models/; what the notebook needs to know of it."""
     import mlflow
 
     from src.utils.reload import load_run
@@ -131,48 +216,98 @@ def pack(run_id: str, user: str | None, slug: str | None, out_root: Path = OUTPU
     features = run_features(run)
     dataset_manifest = read_json(resolve(features.manifest["dataset"]["dir"]) / "manifest.json")
     stages = {"dataset": stage_of(dataset_manifest, "dataset"), "feature": stage_of(features.manifest, "feature")}
-    user = user or kaggle_username() or "your-kaggle-username"
-    slug = slug_of(slug or f"{run.experiment}-{run_id[:8]}")
     fold_all = str(run.params.get("fold")) == "all"
     names = [f"model_fold{k}" for k in run.tags.get("fold_models", "").split(",") if k] if fold_all else ["model"]
     if fold_all and not names:
         names = [f"model_fold{k}" for k in range(features.n_folds)]
+    (dataset / "models").mkdir(parents=True)
+    for name in names:
+        local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{name}"))
+        shutil.copyfile(local / "data" / "model.pth", dataset / "models" / f"{name}.pth")
+    mlflow.artifacts.download_artifacts(f"runs:/{run_id}/code", dst_path=str(dataset))  # -> dataset/code
+    code = dataset / "code"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    if not (code / "src" / "utils" / "inference.py").is_file():  # a run logged before packs ran its own code
+        for shared in ("utils", "tasks"):
+            shutil.rmtree(code / "src" / shared, ignore_errors=True)
+            shutil.copytree(ROOT / "src" / shared, code / "src" / shared, ignore=ignore)
+        print(f"note: run {run_id[:8]} was logged before packed inference existed; packing today's src/utils "
+              f"with its own model folder")
+    for stage, info in stages.items():  # the stage folders, and the modules of their stage they import
+        shutil.copytree(ROOT / "src" / stage / info["folder"], code / "src" / stage / info["folder"],
+                        ignore=ignore, dirs_exist_ok=True)
+        for module in (ROOT / "src" / stage).glob("*.py"):
+            shutil.copyfile(module, code / "src" / stage / module.name)
+    shutil.copyfile(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/config.yaml"), code / "config.yaml")
+    (code / "config" / "competition").mkdir(parents=True)
+    from omegaconf import OmegaConf
 
+    (code / "config" / "competition" / f"{competition.name}.yaml").write_text(OmegaConf.to_yaml(competition.cfg))
+    (code / "stages.json").write_text(json.dumps(stages, indent=2))
+    (code / "features_hash.txt").write_text(features.content_hash + "\n")
+    return {"experiment": run.experiment, "competition": competition, "n_models": len(names)}
+
+
+def pack_ensemble(run, dataset: Path) -> dict:
+    """An ensemble run into `dataset`: members/<k>/ (each member packed as a run is) and ensemble/ (the ensemble's
+    logged code, config and competition, and its fitted method)."""
+    import mlflow
+
+    from src.utils.competition import from_yaml
+
+    run_id = run.info.run_id
+    member_ids = run.data.tags["ensemble_members"].split(",")
+    n_models = 0
+    for k, member in enumerate(member_ids):
+        try:
+            n_models += pack_run(member, dataset / "members" / str(k))["n_models"]
+        except WorkspaceError as exc:
+            raise WorkspaceError(f"member {k} ({member[:8]}) of ensemble {run_id[:8]} cannot be packed: {exc}") from exc
+    ens = dataset / "ensemble"
+    mlflow.artifacts.download_artifacts(f"runs:/{run_id}/code", dst_path=str(ens))  # -> ensemble/code
+    for name in ("config.yaml", "competition.yaml", "blend/method.pkl"):
+        shutil.copyfile(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{name}"), ens / Path(name).name)
+    text = (ens / "competition.yaml").read_text()
+    competition = from_yaml(run.data.tags["competition"], text)
+    (ens / "code" / "config" / "competition").mkdir(parents=True)
+    (ens / "code" / "config" / "competition" / f"{competition.name}.yaml").write_text(text)
+    (ens / "members.json").write_text(json.dumps(member_ids, indent=2))
+    (ens / "member_scores.py").write_text(MEMBER_SCRIPT)
+    return {"experiment": mlflow.MlflowClient().get_experiment(run.info.experiment_id).name,
+            "competition": competition, "n_models": n_models, "members": len(member_ids)}
+
+
+def pack(run_id: str, user: str | None, slug: str | None, out_root: Path = OUTPUTS_DIR / "kaggle") -> Path:
+    import mlflow
+
+    from src.utils.tracking import setup_mlflow
+
+    setup_mlflow()
+    try:
+        record = mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        raise WorkspaceError(f"run_id {run_id!r} is not in the MLflow store; copy a run_id from the MLflow UI or "
+                             f"the diary") from exc
+    ensemble = record.data.tags.get("stage") == "ensemble"
+    if ensemble and record.info.status != "FINISHED":
+        raise WorkspaceError(f"ensemble run {run_id[:8]} ended {record.info.status}; pack a FINISHED one")
+    user = user or kaggle_username() or "your-kaggle-username"
     dest = out_root / run_id
     out_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=out_root))
     try:
         dataset, nb_dir = tmp / "dataset", tmp / "notebook"
-        (dataset / "models").mkdir(parents=True)
+        dataset.mkdir()
         nb_dir.mkdir()
-        for name in names:
-            local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{name}"))
-            shutil.copyfile(local / "data" / "model.pth", dataset / "models" / f"{name}.pth")
-        mlflow.artifacts.download_artifacts(f"runs:/{run_id}/code", dst_path=str(dataset))  # -> dataset/code
-        code = dataset / "code"
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        if not (code / "src" / "utils" / "inference.py").is_file():  # a run logged before packs ran its own code
-            for shared in ("utils", "tasks"):
-                shutil.rmtree(code / "src" / shared, ignore_errors=True)
-                shutil.copytree(ROOT / "src" / shared, code / "src" / shared, ignore=ignore)
-            print(f"note: run {run_id[:8]} was logged before packed inference existed; packing today's src/utils "
-                  f"with its own model folder")
-        for stage, info in stages.items():  # the stage folders, and the modules of their stage they import
-            shutil.copytree(ROOT / "src" / stage / info["folder"], code / "src" / stage / info["folder"],
-                            ignore=ignore, dirs_exist_ok=True)
-            for module in (ROOT / "src" / stage).glob("*.py"):
-                shutil.copyfile(module, code / "src" / stage / module.name)
-        shutil.copyfile(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/config.yaml"), code / "config.yaml")
-        (code / "config" / "competition").mkdir(parents=True)
-        from omegaconf import OmegaConf
-
-        (code / "config" / "competition" / f"{competition.name}.yaml").write_text(OmegaConf.to_yaml(competition.cfg))
-        (code / "stages.json").write_text(json.dumps(stages, indent=2))
-        (code / "features_hash.txt").write_text(features.content_hash + "\n")
+        info = pack_ensemble(record, dataset) if ensemble else pack_run(run_id, dataset)
+        competition = info["competition"]
+        slug = slug_of(slug or f"{info['experiment']}-{run_id[:8]}")
         (dataset / "dataset-metadata.json").write_text(json.dumps(
-            {"title": f"{run.experiment} run {run_id[:8]}"[:50], "id": f"{user}/{slug}",
+            {"title": f"{info['experiment']} run {run_id[:8]}"[:50], "id": f"{user}/{slug}",
              "licenses": [{"name": "CC0-1.0"}]}, indent=2))
-        nbformat.write(notebook(slug, competition.slug, run_id, len(names)), nb_dir / "inference.ipynb")
+        nb = (ensemble_notebook(slug, competition.slug, run_id, info["members"]) if ensemble
+              else notebook(slug, competition.slug, run_id, info["n_models"]))
+        nbformat.write(nb, nb_dir / "inference.ipynb")
         (nb_dir / "kernel-metadata.json").write_text(json.dumps(
             {"id": f"{user}/{slug}-inference", "title": f"{slug}-inference", "code_file": "inference.ipynb",
              "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": False,
@@ -201,7 +336,7 @@ def push(dest: Path, dataset_id: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bash scripts/kaggle_pack.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_id", help="a FINISHED training run (or `best`: the best run of --experiment)")
+    parser.add_argument("run_id", help="a FINISHED training or ensemble run (or `best`: the best run of --experiment)")
     parser.add_argument("--experiment", help="the model folder's experiment for run_id=best, e.g. model01")
     parser.add_argument("--user", help="your Kaggle username (default: from the Kaggle credentials)")
     parser.add_argument("--slug", help="the dataset's name on Kaggle (default: <experiment>-<run_id[:8]>)")

@@ -2,6 +2,7 @@
 
     bash scripts/new_experiment.sh model model01            # -> src/model/modelNN + config/model/modelNN
     bash scripts/new_experiment.sh model model01 model07    # an explicit name (never an existing one)
+    bash scripts/new_experiment.sh ensemble ensemble01      # -> src/ensemble/ensembleNN + config/ensemble/ensembleNN
 
 Inside the copy, only the source folder's own name changes (`model01` -> `model02`: MLflow experiment name,
 imports, `_target_`s, output and Hydra dirs). Names of other stages (`feature01`, `dataset01`) stay, so the
@@ -22,11 +23,12 @@ from pathlib import Path
 from src.utils.errors import WorkspaceError, exit_on_user_error
 from src.utils.paths import CONFIG_DIR, ROOT
 
-STAGES = ("dataset", "feature", "model")
-ENTRY_SCRIPTS = {"dataset": "make_dataset.py", "feature": "build_features.py", "model": "train.py"}
+STAGES = ("dataset", "feature", "model", "ensemble")
+ENTRY_SCRIPTS = {"dataset": "make_dataset.py", "feature": "build_features.py", "model": "train.py",
+                 "ensemble": "blend.py"}
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 SKIP_SUFFIXES = (".pyc", ".pyo")
-USAGE = "bash scripts/new_experiment.sh <dataset|feature|model> <source_folder> [target_folder]"
+USAGE = "bash scripts/new_experiment.sh <dataset|feature|model|ensemble> <source_folder> [target_folder]"
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ def next_steps(c: Copy) -> list[str]:
     if c.stage == "feature":
         lines.append(f"      models still read their own feature folder; point a model copy at this one with "
                      f"feature_dir: _data/feature/{c.target}")
+    elif c.stage == "ensemble":
+        lines[0] = f"next: .venv/bin/python {entry} members.sweeps=[<sweep run_id>]   (or members.runs=[...])"
     elif c.stage == "dataset":
         lines.append(f"      feature folders still read their own dataset folder; point a feature copy at this one "
                      f"with dataset_dir: _data/data/{c.target}")
@@ -167,7 +171,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="bash scripts/new_experiment.sh", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", help="dataset | feature | model")
+    parser.add_argument("stage", help="dataset | feature | model | ensemble")
     parser.add_argument("source", help="the folder to copy, e.g. model01")
     parser.add_argument("target", nargs="?", help="the new folder's name (default: the next free number)")
     args = parser.parse_args(argv)

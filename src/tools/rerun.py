@@ -1,10 +1,14 @@
-"""Re-run a finished training run from what MLflow holds, and compare: `bash scripts/rerun.sh <run_id>`.
+"""Re-run a finished training or ensemble run from what MLflow holds, and compare: `bash scripts/rerun.sh <run_id>`.
 
 The run is executed again with the code logged with it (its `code/` artifact: the experiment folder and src/utils
 as they were) and its resolved config, on today's data and features, after checking that these have the content
 hashes the run names (otherwise one error line says which differ and how to rebuild them). The new run lands in
 the same MLflow experiment, tagged `rerun_of=<run_id>`. The logged and the reproduced value of the run's metric
 (`best_<monitor>`) are printed; the exit status is 0 only when they are equal.
+
+An ensemble run (src/ensemble/*/blend.py) is blended again the same way, with its logged code and config, whose
+members are the run_ids it blended; its metric is the nested CV score (`nested_oof_<competition metric>`), and the
+new submission is compared with the logged one too.
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ def check_lineage(tags: dict[str, str], config: dict) -> None:
                              f"had them (same raw data and configs): {' && '.join([*steps, rebuild_features])}")
 
 
-def shadow_workspace(code: Path, folder: str, config_yaml: str, competition: tuple[str, str] | None) -> Path:
+def shadow_workspace(code: Path, folder: str, config_yaml: str, competition: tuple[str, str] | None,
+                     entry: str = "train.py") -> Path:
     """The logged code as a workspace of its own (its `src`, the run's config and competition file) that reads and
-    writes this workspace's data, logs and outputs; returns its train.py."""
+    writes this workspace's data, logs and outputs; returns its entry script (train.py, blend.py)."""
     config_dir = code / "config" / Path(folder).relative_to("src")
     config_dir.mkdir(parents=True)
     (config_dir / "config.yaml").write_text(config_yaml)
@@ -62,7 +67,7 @@ def shadow_workspace(code: Path, folder: str, config_yaml: str, competition: tup
         (code / "config" / "competition" / f"{name}.yaml").write_text(text)
     for name in ("_data", "logs", "outputs", "multirun"):
         os.symlink(ROOT / name, code / name)
-    return code / folder / "train.py"
+    return code / folder / entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,16 +97,21 @@ def main(argv: list[str] | None = None) -> int:
                           if len(best) == 32 else "one of its trials (no trial of it completed yet)")
             raise WorkspaceError(f"run {args.run_id[:8]} is a sweep's parent run, not a training run; rerun "
                                  f"{best_trial}")
-        if run.info.status != "FINISHED" or not folder.startswith("src/model/"):
-            raise WorkspaceError(f"run {args.run_id[:8]} is not a finished training run (status {run.info.status}, "
-                                 f"folder {folder or '-'}); rerun takes what src/model/*/train.py recorded")
+        ensemble = folder.startswith("src/ensemble/")
+        if run.info.status != "FINISHED" or not (folder.startswith("src/model/") or ensemble):
+            raise WorkspaceError(f"run {args.run_id[:8]} is not a finished training or ensemble run (status "
+                                 f"{run.info.status}, folder {folder or '-'}); rerun takes what src/model/*/train.py "
+                                 f"or src/ensemble/*/blend.py recorded")
         with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
             config_file = client.download_artifacts(args.run_id, "config.yaml", tmp)
             config = OmegaConf.to_container(OmegaConf.load(config_file))
-            metric = f"best_{config.get('monitor') or run.data.params.get('monitor')}"
+            # an ensemble: its members (resolved to run_ids in its config) are its data, checked by the blend itself
+            metric = (f"nested_oof_{tags.get('competition_metric')}" if ensemble
+                      else f"best_{config.get('monitor') or run.data.params.get('monitor')}")
             if metric not in run.data.metrics:
                 raise WorkspaceError(f"run {args.run_id[:8]} has no {metric} to reproduce (a pruned trial?)")
-            check_lineage(tags, config)
+            if not ensemble:
+                check_lineage(tags, config)
             code = Path(client.download_artifacts(args.run_id, "code", tmp))
             competition = None
             if config.get("competition") or tags.get("competition"):
@@ -113,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                     from src.utils.paths import CONFIG_DIR
 
                     competition = (name, (CONFIG_DIR / "competition" / f"{name}.yaml").read_text())
-            train_py = shadow_workspace(code, folder, Path(config_file).read_text(), competition)
+            train_py = shadow_workspace(code, folder, Path(config_file).read_text(), competition,
+                                        "blend.py" if ensemble else "train.py")
             out_dir = ROOT / "outputs" / f"{Path(folder).name}-rerun" / args.run_id[:8] / datetime.now().strftime(
                 "%Y-%m-%d_%H-%M-%S")
             print(f"re-running {args.run_id} with its logged code and config (log: {shown(out_dir)})", flush=True)
@@ -130,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         same = logged == again
         print(f"{metric}: logged {logged!r}, reproduced {again!r} -> {'equal' if same else 'DIFFERENT'} "
               f"(new run {new_id}, tagged rerun_of={args.run_id})")
+        if ensemble:
+            with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
+                files = [Path(client.download_artifacts(r, "submission.csv", f"{tmp}/{r}")).read_bytes()
+                         for r in (args.run_id, new_id)]
+            same_file = files[0] == files[1]
+            print(f"submission.csv: {'the same file, byte for byte' if same_file else 'DIFFERENT'}")
+            same = same and same_file
         return 0 if same else 1
     except WorkspaceError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -70,3 +70,23 @@ def check_against_sample(submission: pd.DataFrame, raw_dir: Path, code: Path) ->
     competition = from_yaml(name, text)
     competition.cfg.raw_dir = str(raw_dir)
     competition.check_submission(submission)
+
+
+def blend_submission(ensemble: Path, member_scores: list, ids: pd.DataFrame, raw_dir: Path) -> pd.DataFrame:
+    """A packed ensemble's submission: its fitted method (blend/method.pkl of the run) on the members' test scores
+    (in the order of members.json), checked against the competition's sample_submission.csv in `raw_dir`."""
+    import pickle
+
+    import numpy as np
+
+    from src.utils.competition import from_yaml
+
+    config = OmegaConf.load(ensemble / "config.yaml")
+    competition = from_yaml(str(config.competition), (ensemble / "competition.yaml").read_text())
+    with open(ensemble / "method.pkl", "rb") as f:
+        method = pickle.load(f)
+    scores = method.predict(np.stack([np.asarray(s, dtype=np.float64).reshape(len(s), -1) for s in member_scores]))
+    submission = competition.submission(ids, scores)
+    competition.cfg.raw_dir = str(raw_dir)
+    competition.check_submission(submission)
+    return submission

@@ -357,3 +357,39 @@ class StageConfig:
             from src.utils.competition import load
 
             load(self.competition)
+
+
+@dataclass
+class Members:
+    """Who is in an ensemble: any mix of run_ids, sweeps' top trials and model experiments' top runs."""
+
+    runs: list[str] = field(default_factory=list)  # run_ids of fold=all training runs
+    sweeps: list[str] = field(default_factory=list)  # sweep parent run_ids: the top_k trials of each, by monitor
+    experiments: list[str] = field(default_factory=list)  # model experiments (model01): their top_k fold=all runs
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        require(self.top_k >= 1, "members.top_k", self.top_k, "a whole number >= 1")
+
+
+@dataclass
+class EnsembleConfig:
+    """The keys an ensemble folder's config.yaml holds (src/utils/ensemble.py reads them)."""
+
+    experiment_name: str = MISSING
+    competition: str = MISSING  # config/competition/<name>.yaml: every member must belong to it
+    members: Members = field(default_factory=Members)
+    method: Any = MISSING  # config/ensemble/<folder>/method/: a node with _target_ (src/utils/blend.py)
+    nested_cv: bool = True  # also score the blend fitted on the other folds, on the held-out fold
+    note: str | None = None  # note="...": the run's description in MLflow and the diary
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        from src.utils.competition import load
+
+        load(self.competition)
+        if not isinstance(self.method, dict) or "_target_" not in self.method:
+            raise WorkspaceError(f"method={self.method} is not allowed: an option of the method group (method=mean, "
+                                 f"rank_mean, hill_climbing, stacking) or a node with _target_")
