@@ -136,8 +136,9 @@ def resolve_members(cfg: DictConfig, client) -> list[Member]:
                                  f"once")
         seen[m.run_id] = m
     if len(members) < 2:
-        raise WorkspaceError(f"an ensemble needs two members or more, and {len(members)} were named; add some with "
-                             f"members.runs=[...], members.sweeps=[<sweep run_id>] or members.experiments=[model01]")
+        named = f"{len(members)} {'was' if len(members) == 1 else 'were'} named"
+        raise WorkspaceError(f"an ensemble needs two members or more, and {named}; add some with members.runs=[...], "
+                             f"members.sweeps=[<sweep run_id>] or members.experiments=[<model experiment>]")
     experiments = {}
     for m in members:
         eid = m.run.info.experiment_id
