@@ -124,3 +124,18 @@ def test_time_to_best_counts_complete_trials_against_the_unpruned_best() -> None
     low = figures({"none": side(0, 10, [("COMPLETE", 2.0, 4)]), "x": side(0, 5, [("COMPLETE", 2.0015, 2)])},
                   maximize=False, tolerance=0.002)
     assert low["x"]["time_to_best_s"] == 2
+
+
+def check_ensemble_report(report: dict, stdout: str) -> None:
+    """A `bash scripts/bench.sh --ensemble` report: each method blended the members, with its wall time, its phases
+    and the blend's scores beside the best member's; the table printed."""
+    assert report["members"] >= 2 and report["classes"] == 10
+    assert [r["method"] for r in report["methods"]] == ["hill_climbing", "mean", "rank_mean", "stacking"]
+    for row in report["methods"]:
+        for key in ("wall_s", "members", "read", "fit", "nested", "score", "record", "oof_accuracy",
+                    "nested_oof_accuracy", "best_member_oof_accuracy"):
+            assert isinstance(row[key], float) and math.isfinite(row[key]), (row["method"], key)
+        assert 0 < row["read"] < row["wall_s"]
+    mean = next(r for r in report["methods"] if r["method"] == "mean")
+    assert mean["oof_accuracy"] == mean["nested_oof_accuracy"]  # nothing fitted: nested and in-sample agree
+    assert "| hill_climbing |" in stdout and "blend (nested)" in stdout

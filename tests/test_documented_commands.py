@@ -7,7 +7,8 @@ types it: `poetry run` included, `~` being a temporary home. Appended, never rep
 `max_epochs=1` to a training run (`max_epochs=2` to one that resumes the 1-epoch run's checkpoint),
 `hydra.sweeper.n_trials=2 max_epochs=1` to a sweep, a free port to a UI (run until it answers), `--size tiny
 --trials 2 --epochs 1 --repeats 1 --sweep-repeats 1` to the benchmark. After each command the store must hold no
-RUNNING run. `<run_id>` is the run the first training command made.
+RUNNING run. `<run_id>` is the run the first training command made, `<sweep run_id>` the parent run of the latest
+documented `fold=all` sweep of the ensemble's competition, `<ensemble run_id>` the latest documented ensemble's run.
 
 Commands that cannot run here are in NOT_HERE with the reason; a command of a form this file does not know
 fails `test_every_documented_command_is_run_or_has_a_reason`.
@@ -42,7 +43,7 @@ import pytest
 
 from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
 from tests.docs import REPO, Command, documented_commands, poetry_bin
-from tests.test_bench import check_pruning_report, check_report
+from tests.test_bench import check_ensemble_report, check_pruning_report, check_report
 
 COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
@@ -105,7 +106,7 @@ def kind(text: str) -> str:
     if re.search(r"(^|\s)poetry run python src/model/model\d+/train\.py", text):
         return "sweep" if " -m " in f"{text} " else "train"
     if re.match(r"^(\$\{EDITOR:-vi\} \"\$\(bash scripts/new_diary\.sh\)\"|bash scripts/\w+\.sh|poetry run python src/"
-                r"(dataset|feature|model)/\w+/\w+\.py)", text):
+                r"(dataset|feature|model|ensemble)/\w+/\w+\.py)", text):
         return "plain"
     return "unknown"
 
@@ -140,6 +141,8 @@ class Session:
     benched: dict[str, str] | None = None  # the benchmark's options left after the tiny ones -> the command run
     walk: Workspace | None = None  # "Start your own competition", followed step by step in a workspace of its own
     walk_edited: bool = False
+    sweeps: dict[str, str] | None = None  # competition -> the parent run of its latest documented fold=all sweep
+    ensemble_run_id: str | None = None  # the run the latest documented ensemble command made
 
 
 def write_idx(folder: Path, n_train: int = 60, n_test: int = 20) -> None:
@@ -293,10 +296,23 @@ def concrete(text: str, s: Session) -> str:
     if "<run_id>" in text:
         assert s.run_id, "no run_id yet: the first documented training command must run first"
         text = text.replace("<run_id>", s.run_id)
+    if "<sweep run_id>" in text:  # the fold=all sweep documented before it, of the ensemble's competition
+        folder = re.search(r"src/ensemble/(ensemble\d+)/", text).group(1)
+        sweep = (s.sweeps or {}).get(competition_of("ensemble", folder))
+        assert sweep, f"no documented fold=all sweep of {folder}'s competition ran before: {text}"
+        text = text.replace("<sweep run_id>", sweep)
+    if "<ensemble run_id>" in text:
+        assert s.ensemble_run_id, "no ensemble run yet: a documented blend.py command must run first"
+        text = text.replace("<ensemble run_id>", s.ensemble_run_id)
     text = text.replace("--competition NAME --kaggle DIR_OR_ZIP",
                         "--competition digit-recognizer --kaggle ~/Downloads/digit-recognizer.zip")
     text = text.replace("--mnist DIR", "--mnist ~/mnist")
     return re.sub(r"\s*\[YYYY-MM-DD\].*$", "", text)
+
+
+def competition_of(stage: str, folder: str) -> str:
+    return re.search(r"^competition: (\S+)", (REPO / "config" / stage / folder / "config.yaml").read_text(),
+                     re.M).group(1)
 
 
 def answered(port: int) -> bool:
@@ -418,6 +434,8 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
             if "--pruning" in text:  # per pruner, beside pruner=none: its figures, the table and the plot
                 check_pruning_report(report, out)
+            elif "--ensemble" in text:  # each method's time, phases and scores, and the table
+                check_ensemble_report(report, out)
             else:
                 figures = report["figures"]
                 assert figures and all(isinstance(v, float) and math.isfinite(v) for v in figures.values()), report
@@ -427,4 +445,10 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
                 assert set((ws.root / "outputs/bench").glob("work-*")) == copies_before, where
         if how == "train" and session.run_id is None and "run_id=" in res.stdout:
             session.run_id = re.search(r"run_id=(\w+)", res.stdout).group(1)
+        if how == "sweep" and " fold=all" in text and (done := re.search(r"sweep done: parent run (\w+)", res.stdout)):
+            session.sweeps = {**(session.sweeps or {}),
+                              competition_of("model", re.search(r"src/model/(model\d+)/", text).group(1)): done[1]}
+        if "src/ensemble/" in text and res.returncode == 0:  # its run, its members listed, the scores side by side
+            session.ensemble_run_id = re.search(r"run_id=(\w+)", res.stdout).group(1)
+            assert re.search(r"nested_oof_\w+=[\d.]+ best_member_oof_\w+=[\d.]+", res.stdout), out[-3000:]
     assert not running_runs(ws), f"{where}: left RUNNING runs {running_runs(ws)}"

@@ -6,6 +6,7 @@
     bash scripts/bench.sh --size mnist --trials 4 --epochs 1 --threads 1 --keep
     bash scripts/bench.sh --pruning                        # each pruner against pruner=none (bench_pruning.py)
     bash scripts/bench.sh --profile --size mnist --trials 2 --epochs 1   # a trial's time outside training
+    bash scripts/bench.sh --ensemble                       # blending 20 MNIST-size members, per method
 
 The experiment (--experiment, default model01) is a model folder: src/model/<experiment>/train.py with its
 config in config/model/<experiment>/. Everything comes from there: the script run, the config, the MLflow
@@ -592,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="model01", metavar="NAME",
                         help="model folder to benchmark: src/model/NAME with config/model/NAME (default model01)")
-    parser.add_argument("--size", choices=SIZES, default="digits",
+    parser.add_argument("--size", choices=SIZES, default=None,
                         help="digits: offline sample (default); mnist: generated 60,000+10,000 digit images; "
                              "tiny: 500+100 for tests (a model of another competition: its offline sample)")
     parser.add_argument("--trials", type=int, help="trials per sweep (default: 5 digits, 3 mnist, 2 tiny)")
@@ -618,10 +619,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="instead of A/B: the workspace sweep with one trial after the first under cProfile "
                              "(src/tools/bench_profile.py): where a trial's time goes outside training")
+    ensemble = parser.add_argument_group("--ensemble: blending at Kaggle size (src/tools/bench_ensemble.py)")
+    ensemble.add_argument("--ensemble", action="store_true",
+                          help="instead of A/B: blend --members synthetic fold=all runs with each method, as "
+                               "src/ensemble/ensemble01/blend.py does (size: mnist unless --size says otherwise)")
+    ensemble.add_argument("--members", type=int, default=20, help="members of the blend (default 20)")
+    ensemble.add_argument("--methods", type=lambda s: tuple(m for m in s.split(",") if m), metavar="A,B",
+                          default=("hill_climbing", "mean", "rank_mean", "stacking"),
+                          help="the methods to time (default: hill_climbing,mean,rank_mean,stacking)")
     parser.add_argument("--n-train", type=int, metavar="N",
                         help="generated sizes: N training images instead of 60,000 (mnist) or 500 (tiny); "
                              "e.g. --size mnist --n-train 12000 for a subsample of MNIST's")
     args = parser.parse_args(argv)
+    args.size = args.size or ("mnist" if args.ensemble else "digits")
+    if args.ensemble:
+        have = sorted(p.stem for p in (ROOT / "config/ensemble/ensemble01/method").glob("*.yaml"))
+        bad = [m for m in args.methods if m not in have]
+        if bad or args.members < 2:
+            parser.error(f"--methods {','.join(bad)}: not a method of config/ensemble/ensemble01/method/ (have: "
+                         f"{', '.join(have)})" if bad else "--members N: N >= 2")
+        args.ensemble_rows = {"mnist": (42000, 28000), "digits": (1437, 360), "tiny": (2000, 500)}[args.size]
+        if args.n_train:
+            args.ensemble_rows = (args.n_train, args.ensemble_rows[1])
     trials = args.trials or DEFAULT_RUNS[args.size][0]
     epochs = args.epochs or DEFAULT_RUNS[args.size][1]
     if args.n_train is not None and (args.size == "digits" or args.n_train < 50):
@@ -650,6 +669,11 @@ def main(argv: list[str] | None = None) -> int:
     work = args.out / f"work-{stamp}"
     ws = Copy(make_copy(work / "ws"), args.threads)
     try:
+        if args.ensemble:
+            from src.tools.bench_ensemble import ensemble_figures
+
+            say(f"copy of the workspace in {work}")
+            return ensemble_figures(ws, args, stamp)
         say(f"copy of the workspace in {work}; experiment {exp.name} (features {exp.feature_dir} from "
             f"{exp.feature} <- {exp.dataset}); preparing {args.size} data")
         t0 = time.perf_counter()

@@ -82,9 +82,13 @@ class HillClimbing(Method):
         total = oof[first].copy()
         best, best_counts = alone[first], counts.copy()
         self.history = [(first, float(alone[first]))]
+        candidate = np.empty_like(total)
         for step in range(1, self.steps):
-            candidates = (total[None] + oof) / (step + 1)  # the blend with each member added once more
-            values = np.array([metric(y, c) for c in candidates])
+            values = np.empty(m)
+            for j in range(m):  # the blend with member j added once more
+                np.add(total, oof[j], out=candidate)
+                candidate /= step + 1
+                values[j] = metric(y, candidate)
             pick = int(np.argmax(sign * values))
             counts[pick] += 1
             total += oof[pick]

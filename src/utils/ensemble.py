@@ -25,6 +25,7 @@ import json
 import logging
 import pickle
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,19 +361,31 @@ def blend(cfg: DictConfig, schema: type, entry: str) -> float:
     client = mlflow.MlflowClient()
 
     # every member checked and read before the run exists: a bad one is one error line and no run
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     members = resolve_members(cfg, client)
     for i, m in enumerate(members):
         check_member(m, competition, members[0] if i else None)
+    timings = {"members": lap()}
     arrays = load_arrays(members, competition)
     oof = np.stack([m.oof for m in members])
     test = np.stack([m.test for m in members])
+    timings["read"] = lap()
+    log.info("read %d members' arrays once: OOF %s, test %s, %.1f MB in %.2f s", len(members), oof.shape[1:],
+             test.shape[1:], (oof.nbytes + test.nbytes) / 1e6, timings["read"])
     y, folds = arrays.y, arrays.folds
     fn, sign = metric_fn(competition)
     name = competition.metric.name
 
     method.fit(oof, y, fn, sign)
     blended, blended_test = method.predict(oof), method.predict(test)
+    timings["fit"] = lap()
     nested = nested_oof(method, oof, y, folds, fn, sign)[0] if cfg.nested_cv else blended
+    timings["nested"] = lap()
     in_sample, honest = competition.score(y, blended), competition.score(y, nested)
     per_member = [competition.score(y, m.oof) for m in members]
     best = int(np.argmax([sign * s[name] for s in per_member]))
@@ -383,6 +396,7 @@ def blend(cfg: DictConfig, schema: type, entry: str) -> float:
                           **{f"oof_{k}": [s[k] for s in per_member] for k in per_member[0]}})
     submission = competition.submission(arrays.test_ids, blended_test)
     competition.check_submission(submission)
+    timings["score"] = lap()
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["members"] = {"runs": [m.run_id for m in members], "sweeps": [], "experiments": [],
@@ -443,8 +457,11 @@ def blend(cfg: DictConfig, schema: type, entry: str) -> float:
         inputs = model_inputs(members)
         if inputs:
             client.log_inputs(run.info.run_id, models=inputs)
+        timings["record"] = lap()
+        mlflow.log_metrics({f"time_{k}_s": v for k, v in timings.items()})
         log.info("ensemble of %d: %s in-sample %.4f, nested CV %.4f; best member %.4f (%s)", len(members), name,
                  in_sample[name], honest[name], per_member[best][name], members[best].name)
+        log.info("timings: %s", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
     print(table[["member", "run_id", "run_name", "weight", f"oof_{name}"]].to_string(index=False), flush=True)
     print(f"run_id={run.info.run_id} oof_{name}={in_sample[name]:.4f} nested_oof_{name}={honest[name]:.4f} "
           f"best_member_oof_{name}={per_member[best][name]:.4f} experiment={cfg.experiment_name} "

@@ -1,0 +1,136 @@
+"""Ensembles end to end, through the scripts a user types: a sweep of fold=all runs, its top-5 trials blended in
+one command, the ensemble run's records, its Kaggle pack (the notebook executed offline writes the ensemble's
+submission byte for byte) and rerun.sh (the same score and file); a real pruned trial and a member logged
+without test predictions; the same on the regression sample."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ws(prepared: Workspace) -> Workspace:
+    for script in ("src/dataset/dataset02/make_dataset.py", "src/feature/feature02/build_features.py"):
+        res = prepared.script(script)  # the regression sample's stages
+        assert res.returncode == 0, res.stderr[-2000:]
+    return prepared
+
+
+def sweep(ws: Workspace, folder: str, *args: str) -> str:
+    res = ws.script(f"src/model/{folder}/train.py", "-m", "fold=all", "pruner=none", *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return re.search(r"sweep done: parent run (\w+)", res.stdout).group(1)
+
+
+def blend(ws: Workspace, folder: str, *args: str):
+    return ws.script(f"src/ensemble/{folder}/blend.py", *args)
+
+
+def packed_submission(ws: Workspace, run_id: str, raw: str, competition: str, tmp_path: Path) -> bytes:
+    """Pack the run, execute its notebook offline against a Kaggle-like input folder; the submission it writes."""
+    res = ws.bash("scripts/kaggle_pack.sh", run_id, "--user", "alice")
+    assert res.returncode == 0, res.stderr[-3000:]
+    dest = ws.root / "outputs/kaggle" / run_id
+    slug = json.loads((dest / "dataset/dataset-metadata.json").read_text())["id"].split("/", 1)[1]
+    kaggle_input, working = tmp_path / "input", tmp_path / "working"
+    shutil.copytree(dest / "dataset", kaggle_input / slug)
+    shutil.copytree(ws.root / raw, kaggle_input / competition, ignore=shutil.ignore_patterns("SOURCE.json"))
+    nb = nbformat.read(dest / "notebook/inference.ipynb", as_version=4)
+    env = {k: v for k, v in ws.env(KAGGLE_INPUT=str(kaggle_input), KAGGLE_WORKING=str(working)).items()
+           if k != "PYTHONPATH"}  # the notebook sees only what Kaggle gives it
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute(cwd=str(tmp_path), env=env)
+    return (working / "submission.csv").read_bytes()
+
+
+def test_a_sweeps_top5_blend_packs_and_reruns_exactly(ws: Workspace, tmp_path: Path) -> None:
+    parent = sweep(ws, "model01", "lr=tag(log,interval(1e-3,1e-2))", "hydra.sweeper.n_trials=6", "max_epochs=1")
+    client = ws.client()
+    trials = client.search_runs([client.get_experiment_by_name("model01").experiment_id],
+                                f"tags.mlflow.parentRunId = '{parent}'")
+    assert len(trials) == 6
+    ranked = sorted(trials, key=lambda r: -r.data.metrics["best_val_acc"])
+
+    res = blend(ws, "ensemble01", f"members.sweeps=[{parent}]")  # the default: hill climbing, its top-5
+    assert res.returncode == 0, res.stderr[-3000:]
+    run_id = res.stdout.split("run_id=")[1].split()[0]
+    run = client.get_run(run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    members = tags["ensemble_members"].split(",")
+    assert members == [r.info.run_id for r in ranked[:5]]  # the five best trials by their monitor, best first
+    assert [tags[f"member.{i}"] for i in range(5)] == members and tags["n_members"] == "5"
+    # the nested CV score and the best member's side by side, in the run and in what it prints
+    best_member = max(r.data.metrics["oof_accuracy"] for r in ranked[:5])
+    assert metrics["best_member_oof_accuracy"] == pytest.approx(best_member)
+    assert {"oof_accuracy", "nested_oof_accuracy"} <= set(metrics)
+    assert f"nested_oof_accuracy={metrics['nested_oof_accuracy']:.4f}" in res.stdout
+    assert f"best_member_oof_accuracy={best_member:.4f}" in res.stdout
+    model_ids = {o.model_id for m in members for o in client.get_run(m).outputs.model_outputs}
+    assert model_ids and {i.model_id for i in run.inputs.model_inputs} == model_ids  # the members' models
+    local = Path(res.stdout.split("submission: ")[1].split()[0])
+    assert local.read_bytes() == Path(client.download_artifacts(run_id, "submission.csv", str(tmp_path))).read_bytes()
+
+    # the diary lists it, beside its best member
+    res = ws.bash("scripts/new_diary.sh")
+    assert res.returncode == 0, res.stderr[-2000:]
+    diary = Path(res.stdout.strip().splitlines()[-1]).read_text()
+    row = next(line for line in diary.splitlines() if line.startswith(f"| ensemble01 | {run_id[:8]} |"))
+    assert f"{best_member:.4f}" in row and f"{metrics['nested_oof_accuracy']:.4f}" in row
+    assert f"| {run_id[:8]} | ensemble of 5 |" in diary
+
+    packed = packed_submission(ws, run_id, "_data/data/raw", "digit-recognizer", tmp_path / "kaggle")
+    assert packed == local.read_bytes()  # every member's packed code + the fitted blend: the same file
+
+    res = ws.bash("scripts/rerun.sh", run_id)
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "-> equal" in res.stdout and "submission.csv: the same file, byte for byte" in res.stdout
+
+    # a real pruned trial cannot be a member; a member logged without test predictions gets them from its code
+    pruned_parent = ws.script("src/model/model01/train.py", "-m", "fold=all", "pruner=threshold",
+                              "pruner.lower=0.999", "pruner.n_warmup_steps=0", "hydra.sweeper.n_trials=1",
+                              "max_epochs=1")
+    assert pruned_parent.returncode == 0, pruned_parent.stderr[-3000:]
+    (pruned,) = client.search_runs([trials[0].info.experiment_id], "tags.optuna_state = 'PRUNED'")
+    res = blend(ws, "ensemble01", f"members.runs=[{members[0]},{pruned.info.run_id}]")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: member {pruned.info.run_id[:8]} ({pruned.info.run_name}, from run) was pruned at fold 0 and has no "
+        f"OOF predictions; leave it out, or pick a trial that finished"]
+    stripped = members[1]
+    artifacts = ws.root / "logs/mlruns/artifacts/model01" / stripped / "artifacts"
+    shutil.rmtree(artifacts / "predictions")
+    (artifacts / "test_predictions.csv").unlink()
+    res = blend(ws, "ensemble01", f"members.runs=[{members[0]},{stripped}]", "method=mean")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"member {stripped[:8]}" in res.stdout + res.stderr and "logged no test predictions" in res.stdout + \
+        res.stderr
+    remade = np.load(client.download_artifacts(stripped, "predictions/test_scores.npy", str(tmp_path / "remade")))
+    assert remade.shape == (360, 10) and np.allclose(remade.sum(1), 1)
+
+
+def test_the_regression_sample_blends_packs_and_reruns_exactly(ws: Workspace, tmp_path: Path) -> None:
+    parent = sweep(ws, "model02", "lr=tag(log,interval(1e-3,1e-1))", "hydra.sweeper.n_trials=3", "max_epochs=3")
+    res = blend(ws, "ensemble02", f"members.sweeps=[{parent}]", "method=stacking")
+    assert res.returncode == 0, res.stderr[-3000:]
+    run_id = res.stdout.split("run_id=")[1].split()[0]
+    metrics = ws.client().get_run(run_id).data.metrics
+    assert {"oof_rmse", "nested_oof_rmse", "best_member_oof_rmse", "oof_r2"} <= set(metrics)
+    local = Path(res.stdout.split("submission: ")[1].split()[0])
+    submission = pd.read_csv(local)
+    assert list(submission.columns) == ["id", "target"] and submission["target"].notna().all()
+    packed = packed_submission(ws, run_id, "_data/data/diabetes-sample/raw", "diabetes-sample", tmp_path)
+    assert packed == local.read_bytes()
+    res = ws.bash("scripts/rerun.sh", run_id)
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "submission.csv: the same file, byte for byte" in res.stdout
