@@ -401,6 +401,8 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             line = line.replace("--trials 2", "--trials 1")
         if "--pruning" in text:  # the default pruner against none: the candidates' own sweeps are the same code
             line += " --pruners auto"
+        if "--ensemble" in text:  # three members: every method's code path, a fraction of the time
+            line += " --members 3"
 
     if how == "ui":
         out = run_ui(ws, env, line)
