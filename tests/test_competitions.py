@@ -1,12 +1,14 @@
 """The second sample competition (diabetes-sample: tabular regression) through the whole chain, as a user runs it:
-its own raw files, dataset02 -> feature02 -> model02 sweep, a fold=all run with OOF RMSE and test predictions,
-predict.py -> a submission that matches the competition's sample_submission.csv, rerun.sh exact; and both
+its own raw files, dataset02 -> feature02 -> a model02 sweep of fold=all runs with OOF RMSE and test predictions,
+predict.py -> a submission that matches the competition's sample_submission.csv, rerun.sh exact, the trials
+stacked by ensemble02 (packed and rerun exactly); and both
 competitions side by side without mixing their folders, raw files or runs.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,10 +51,12 @@ def test_the_regression_sample_has_its_own_files_folds_and_lineage(ws: Workspace
     assert res.returncode == 2 and len(err) == 1 and "was built for diabetes-sample" in err[0], res.stderr[-2000:]
 
 
-def test_sweep_fold_all_submission_and_rerun(ws: Workspace) -> None:
+def test_sweep_fold_all_submission_ensemble_and_rerun(ws: Workspace, tmp_path) -> None:
+    from tests.test_ensembles import packed_submission
+
     client = ws.client()
-    res = ws.script("src/model/model02/train.py", "-m", "hparams_search=lr_hidden", "hydra.sweeper.n_trials=3",
-                    "max_epochs=4", "pruner=none")  # every trial to its end: three submissions to compare
+    res = ws.script("src/model/model02/train.py", "-m", "fold=all", "hparams_search=lr_hidden",
+                    "hydra.sweeper.n_trials=3", "max_epochs=4", "pruner=none")  # every trial to its end: members
     assert res.returncode == 0, res.stderr[-3000:]
     exp = client.get_experiment_by_name("model02")
     trials = client.search_runs([exp.experiment_id], "tags.optuna_state = 'COMPLETE'")
@@ -62,7 +66,7 @@ def test_sweep_fold_all_submission_and_rerun(ws: Workspace) -> None:
     best = min(trials, key=lambda t: t.data.metrics["best_val_rmse"])  # monitor_mode=min: lower is better
     assert parent.data.tags["best_run_id"] == best.info.run_id
 
-    run_id = run_id_of(ws.script("src/model/model02/train.py", "fold=all", "max_epochs=6"))
+    run_id = best.info.run_id  # a fold=all run: each fold's model, OOF RMSE, test predictions
     run = client.get_run(run_id)
     m = run.data.metrics
     assert run.data.tags["competition"] == "diabetes-sample" and run.data.tags["task"] == "regression"
@@ -72,6 +76,20 @@ def test_sweep_fold_all_submission_and_rerun(ws: Workspace) -> None:
     assert m["oof_rmse"] == pytest.approx(float(np.sqrt(((oof["target"] - oof["pred_target"]) ** 2).mean())))
     files = {a.path for a in client.list_artifacts(run_id)}
     assert {"prediction_error.png", "test_predictions.csv", "competition.yaml"} <= files
+
+    # the three trials stacked (Ridge on their OOF values): the ensemble's submission, packed and rerun exactly
+    res = ws.script("src/ensemble/ensemble02/blend.py", f"members.sweeps=[{parent.info.run_id}]", "method=stacking")
+    ensemble = run_id_of(res)
+    em = client.get_run(ensemble).data.metrics
+    assert {"oof_rmse", "nested_oof_rmse", "best_member_oof_rmse", "oof_r2"} <= set(em)
+    assert em["best_member_oof_rmse"] == pytest.approx(min(t.data.metrics["oof_rmse"] for t in trials))
+    local = Path(res.stdout.split("submission: ")[1].split()[0])
+    blended = pd.read_csv(local)
+    assert list(blended.columns) == ["id", "target"] and blended["target"].std() > 1
+    assert packed_submission(ws, ensemble, RAW, "diabetes-sample", tmp_path) == local.read_bytes()
+    again = ws.bash("scripts/rerun.sh", ensemble)
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    assert "submission.csv: the same file, byte for byte" in again.stdout
 
     res = ws.script("src/model/model02/predict.py", f"run_id={run_id}")
     assert res.returncode == 0, res.stderr[-3000:]
