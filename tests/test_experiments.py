@@ -405,24 +405,21 @@ def members(features: dict[str, Path], store: Path, tmp_path_factory) -> dict[st
 
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name("model01")
-        (failed,) = client.search_runs([exp.experiment_id], "attributes.status = 'FAILED'")
+        (failed,) = client.search_runs([exp.experiment_id], "attributes.status = 'FAILED'",
+                                       order_by=["attributes.start_time DESC"], max_results=1)
+        assert failed.data.params.get("data.num_workers") == "-1"  # the run just made, not an earlier test's
         out["failed"] = [failed.info.run_id]
     return out
 
 
 @pytest.fixture
-def raw_dir_of(members: dict[str, list[str]]):
-    """The competitions' raw folders pointed at the offline samples written here (for the submission's check)."""
-    from src.utils import competition as competitions
+def raw_dir_of(members: dict[str, list[str]], monkeypatch):
+    """The competitions' raw folders are the offline samples written here (for the submission's check)."""
+    from src.utils.competition import Competition
+    from src.utils.paths import resolve
 
-    saved = {}
-    for name, raw in RAW.items():
-        cfg = competitions.load(name).cfg
-        saved[name] = cfg.raw_dir
-        cfg.raw_dir = str(raw)
-    yield RAW
-    for name, value in saved.items():
-        competitions.load(name).cfg.raw_dir = value
+    monkeypatch.setattr(Competition, "raw_dir", property(lambda c: RAW.get(c.name) or resolve(str(c.cfg.raw_dir))))
+    return RAW
 
 
 METHODS = [(folder, method.stem) for folder in FOLDERS["ensemble"]
