@@ -399,15 +399,15 @@ def members(features: dict[str, Path], store: Path, tmp_path_factory) -> dict[st
                                                     f"output_dir={other / 'feature01'}"], tmp / "out")
         entry("feature", "feature01").main(cfg)
         out["other folds"] = [train_in_process(folder, other / "feature01", tmp / "other", "fold=all")]
-        with pytest.raises(ValueError):  # the data module refuses after the run started: the run ends FAILED
-            train_in_process(folder, feature_dir, tmp / "failed", "fold=all", "data.num_workers=-1")
+        with pytest.raises(RuntimeError):  # the model cannot be built, after the run started: it ends FAILED
+            train_in_process(folder, feature_dir, tmp / "failed", "fold=all", "model.hidden=-1")
         import mlflow
 
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name("model01")
         (failed,) = client.search_runs([exp.experiment_id], "attributes.status = 'FAILED'",
                                        order_by=["attributes.start_time DESC"], max_results=1)
-        assert failed.data.params.get("data.num_workers") == "-1"  # the run just made, not an earlier test's
+        assert failed.data.params.get("model.hidden") == "-1"  # the run just made, not an earlier test's
         out["failed"] = [failed.info.run_id]
     return out
 
