@@ -64,6 +64,19 @@ def slug_of(text: str) -> str:
     return slug[:50] or "model"
 
 
+# The last lines of both notebooks: the checked submission where Kaggle takes it.
+WRITE_SUBMISSION = ("WORKING.mkdir(parents=True, exist_ok=True)\n"
+                    "submission.to_csv(WORKING / 'submission.csv', index=False)\n"
+                    "print(f'{len(submission)} rows -> {WORKING / \"submission.csv\"}')\n"
+                    "submission.head()")
+
+
+def as_notebook(cells: list) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 def notebook(slug: str, competition_slug: str, run: str, n_models: int) -> nbformat.NotebookNode:
     """The inference notebook: the packed code, run on the competition's files."""
     cells = [
@@ -88,15 +101,9 @@ def notebook(slug: str, competition_slug: str, run: str, n_models: int) -> nbfor
             "      '- other data than the run saw (e.g. the hidden test set)')"),
         nbformat.v4.new_code_cell(
             "submission = pack_submission(PACK, features)\n"
-            "check_against_sample(submission, COMPETITION, PACK / 'code')\n"
-            "WORKING.mkdir(parents=True, exist_ok=True)\n"
-            "submission.to_csv(WORKING / 'submission.csv', index=False)\n"
-            "print(f'{len(submission)} rows -> {WORKING / \"submission.csv\"}')\n"
-            "submission.head()"),
+            "check_against_sample(submission, COMPETITION, PACK / 'code')\n" + WRITE_SUBMISSION),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return as_notebook(cells)
 
 
 # Run by the ensemble notebook once per member, in a process of its own with that member's packed code as `src`
@@ -166,15 +173,9 @@ def ensemble_notebook(slug: str, competition_slug: str, run: str, n_members: int
         nbformat.v4.new_code_cell(
             "sys.path.insert(0, str(PACK / 'ensemble' / 'code'))  # the ensemble's code, as the run blended with it\n"
             "from src.utils.inference import blend_submission\n\n"
-            "submission = blend_submission(PACK / 'ensemble', scores, ids, COMPETITION)\n"
-            "WORKING.mkdir(parents=True, exist_ok=True)\n"
-            "submission.to_csv(WORKING / 'submission.csv', index=False)\n"
-            "print(f'{len(submission)} rows -> {WORKING / \"submission.csv\"}')\n"
-            "submission.head()"),
+            "submission = blend_submission(PACK / 'ensemble', scores, ids, COMPETITION)\n" + WRITE_SUBMISSION),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return as_notebook(cells)
 
 
 def stage_of(manifest: dict, stage: str) -> dict:
