@@ -192,8 +192,13 @@ case "${1:-}" in
     [[ -f "$PWFILE" ]] || die "no services yet; start them with: bash scripts/services.sh up"
     echo "export OPTUNA_STORAGE='postgresql://$DB_USER:$(password)@$HOST:$PG_PORT/optuna'"
     echo "export MLFLOW_TRACKING_URI='http://$HOST:$MLFLOW_PORT'"
+    # the one-node SLURM cluster, while it runs: sbatch, squeue, sacct and scancel find it through SLURM_CONF
+    if [[ -f "$ROOT/logs/slurm/run/slurmctld.pid" ]] && kill -0 "$(cat "$ROOT/logs/slurm/run/slurmctld.pid")" 2>/dev/null; then
+      echo "export SLURM_CONF='$ROOT/logs/slurm/etc/slurm.conf'"
+    fi
     ;;
   status) status ;;
+  slurm) shift; exec bash "$ROOT/scripts/_slurm.sh" "$@" ;;
   import)
     require_venv
     mlflow_running || die "the MLflow server is not running; start it with: bash scripts/services.sh up"
