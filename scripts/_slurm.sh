@@ -64,7 +64,7 @@ wait_for() {  # SECONDS WHAT COMMAND...
 
 # --- configuration: written on the first `up`, from this machine's own figures -------------------------------------
 configure() {
-  mkdir -p "$ETC" "$RUN/munge" "$LOGDIR" "$DIR/state" "$DIR/spool" "$DIR/munge" "$DIR/mariadb"
+  mkdir -p "$ROOT/logs/jobs" "$ETC" "$RUN/munge" "$LOGDIR" "$DIR/state" "$DIR/spool" "$DIR/munge" "$DIR/mariadb"
   chmod 700 "$DIR/munge" "$RUN/munge"
   chmod 755 "$RUN"
   if [[ ! -s "$DIR/munge/munge.key" ]]; then

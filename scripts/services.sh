@@ -7,13 +7,14 @@
 #   bash scripts/services.sh status    what runs where
 #   bash scripts/services.sh down      stop both; nothing is left running (the data stays)
 #   bash scripts/services.sh import    copy the runs of the local store (logs/mlruns) to the MLflow server
+#   bash scripts/services.sh slurm up|down|status   a one-node SLURM cluster on this machine (scripts/_slurm.sh)
 #
 # Ports: WORKSPACE_PG_PORT (54329) and WORKSPACE_MLFLOW_PORT (5055). The database password is generated on the
 # first `up` and kept in logs/services/postgres/password (mode 0600); it is printed only by `env`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 
-usage="usage: bash scripts/services.sh up|down|status|env|import [--experiment NAME ...]"
+usage="usage: bash scripts/services.sh up|down|status|env|import [--experiment NAME ...] | slurm up|down|status"
 SERVICES="$ROOT/logs/services"
 PG_DIR="$SERVICES/postgres"          # the password and logs; the server's own files are in $PG_DIR/server
 PWFILE="$PG_DIR/password"

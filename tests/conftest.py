@@ -79,7 +79,7 @@ def make_workspace(dest: Path) -> Workspace:
                 shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(REPO / name, dest / name)
-    for sub in ("_data/data/raw", "_data/feature", "logs/mlruns", "logs/lightning", "outputs", "multirun"):
+    for sub in ("_data/data/raw", "_data/feature", "logs/mlruns", "logs/lightning", "logs/jobs", "outputs", "multirun"):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     (dest / ".venv").symlink_to(REPO / ".venv")  # the scripts call .venv/bin/python
     cwd = dest.parent / "elsewhere"

@@ -55,7 +55,8 @@ UIS = ("mlflow_ui.sh", "optuna_dashboard.sh", "jupyter.sh", "tensorboard.sh")
 NOT_HERE = {  # a pattern of the command -> why this test does not run it
     r"^bash scripts/test\.sh": "the test suite itself (CI runs it; here it would run itself)",
     r"^kaggle competitions": "the Kaggle CLI talks to kaggle.com with your credentials; nothing here is online",
-    r"submitit_slurm": "needs a SLURM cluster",
+    r"submitit_slurm|^sbatch |^sacct ": "tests/test_slurm.py runs README.md's SLURM block as written, on a one-node "
+                                        "cluster it starts",
     r"scripts/services\.sh": "tests/test_services.py runs README.md's services block as written, in order",
 }
 NEEDS_GPU = r"trainer\.accelerator=gpu"

@@ -53,13 +53,7 @@ def served(prepared: Workspace):
     try:
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         assert "PostgreSQL: running" in res.stdout and "MLflow server: running" in res.stdout, res.stdout[-3000:]
-        exports = prepared.bash("scripts/services.sh", "env", **ports)
-        assert exports.returncode == 0, exports.stderr
-        env = dict(ports)
-        for line in exports.stdout.splitlines():
-            key, value = line.removeprefix("export ").split("=", 1)
-            env[key] = value.strip("'")
-        yield prepared, env, up_s
+        yield prepared, exports(prepared, ports), up_s
     finally:
         down = subprocess.run(["bash", "-c", block[-1]], cwd=prepared.root, env=prepared.env(**ports),
                               capture_output=True, text=True, timeout=300)
@@ -68,6 +62,17 @@ def served(prepared: Workspace):
             shutil.rmtree(server.resolve(), ignore_errors=True)
         assert down.returncode == 0, down.stderr
         assert_nothing_running(prepared, ports)
+
+
+def exports(ws: Workspace, ports: dict[str, str]) -> dict[str, str]:
+    """`ports` and what `services.sh env` exports (as the block's `eval` sets them)."""
+    res = ws.bash("scripts/services.sh", "env", **ports)
+    assert res.returncode == 0, res.stderr
+    env = dict(ports)
+    for line in res.stdout.splitlines():
+        key, value = line.removeprefix("export ").split("=", 1)
+        env[key] = value.strip("'")
+    return env
 
 
 def assert_nothing_running(ws: Workspace, ports: dict[str, str]) -> None:

@@ -326,9 +326,14 @@ def from_module(build: Build, schema: type[TrainConfig]) -> tuple[Build, type[Tr
 RUN_ENV = "WORKSPACE_RUN_ID"  # the run being trained, for the DDP processes Lightning starts
 
 
-def ddp_worker() -> bool:
-    """A DDP process Lightning started besides rank 0 (it re-runs the entry script with LOCAL_RANK/NODE_RANK)."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 or int(os.environ.get("NODE_RANK", "0") or 0) > 0
+def ddp_worker(cfg: DictConfig | None = None) -> bool:
+    """A DDP process besides rank 0: one Lightning started (it re-runs the entry script with LOCAL_RANK/NODE_RANK),
+    or a task of `srun` other than the first when the run's strategy is DDP (SLURM starts every process)."""
+    if int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 or int(os.environ.get("NODE_RANK", "0") or 0) > 0:
+        return True
+    strategy = str(((cfg or {}).get("trainer") or {}).get("strategy") or "")
+    return ("ddp" in strategy and int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
+            and int(os.environ.get("SLURM_PROCID", "0") or 0) > 0)
 
 
 def checked_inputs(cfg: DictConfig, schema: type[TrainConfig]) -> tuple[Features, list[int], Competition, str | None]:
@@ -376,7 +381,7 @@ def log_competition(competition: Competition) -> None:
 def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) -> float:
     """Train the experiment whose `build` this is, as configured; the objective for the sweeper."""
     quiet_libraries()
-    if ddp_worker():
+    if ddp_worker(cfg):
         return fit_as_worker(cfg, build, schema)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN

@@ -72,8 +72,12 @@ def _pid_namespace() -> str:
 
 def process_tags() -> dict[str, str]:
     """The tags that tell whether this process, the run's, is alive."""
-    return {"host": socket.gethostname(), "pid": str(os.getpid()), "pid_start": process_start(os.getpid()) or "",
+    tags = {"host": socket.gethostname(), "pid": str(os.getpid()), "pid_start": process_start(os.getpid()) or "",
             "pid_ns": _pid_namespace(), "heartbeat": str(int(time.time()))}
+    if os.environ.get("SLURM_JOB_ID"):  # a SLURM job: its id as squeue, sacct and scancel name it
+        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        tags["job_id"] = f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
+    return tags
 
 
 class Heartbeat:

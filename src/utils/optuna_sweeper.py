@@ -41,7 +41,9 @@ from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper import _impl
 from omegaconf import DictConfig
 
+from src.utils import launchers
 from src.utils.errors import WorkspaceError
+from src.utils.launchers import LostJob
 
 # the plugin (config node and class, registered with Hydra) imports no Optuna: src/utils/optuna_plugin.py
 from src.utils.optuna_plugin import WorkspaceOptunaSweeper, WorkspaceOptunaSweeperConf  # noqa: F401
@@ -280,7 +282,7 @@ def trial_title(params: dict[str, Any]) -> str:
 # (hydra.job.env_set...) and the sweep's fixed ones included. The jobs are numbered by their trials here, and the
 # line keeps the trial's sampled parameters only: `#4 : lr=0.003728 dropout=0.32`.
 LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
-                    "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
+                    "hydra_plugins.hydra_submitit_launcher.submitit_launcher", "src.utils.launchers")
 _LAUNCH_LINE = re.compile(r"^(\s*)#(\d+) : ")
 
 
@@ -403,13 +405,21 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
                                                         initial_job_idx=group[0].number)
                         start += len(group)
             except BaseException:  # Ctrl-C, SIGTERM: the trials end FAIL, their points queued for the resume
+                if isinstance(self.launcher, launchers.JobsMixin):  # its jobs are cancelled: end what they left
+                    with contextlib.suppress(Exception):
+                        launchers.end_interrupted([t.user_attrs.get("mlflow_run_id") for t in trials
+                                                   if t.user_attrs.get("mlflow_run_id")])
                 for trial in trials:
                     with contextlib.suppress(Exception):
                         trial.set_user_attr("interrupted", True)
                         study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
                         queue_again(study, trial.number)
                 raise
-            told = [self._tell(study, trial, ret, len(directions)) for trial, ret in zip(trials, returns, strict=True)]
+            told = []
+            for trial, ret in zip(trials, returns, strict=True):
+                if getattr(ret, "job", None):  # a submitit job: its id, state and output files go to the run
+                    record_job(trial, ret)
+                told.append(self._tell(study, trial, ret, len(directions)))
             failures = [f for f in told if f is not None]
             if failures and len(failures) / len(returns) > self.max_failure_rate:
                 raise failures[0]
@@ -451,12 +461,27 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
                 return None
             except (TypeError, ValueError) as exc:
                 failure: BaseException = exc
+        elif isinstance(value, LostJob):  # the scheduler ended the job (scancel, time limit, memory, node)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            queue_again(study, trial.number)
+            log.warning("trial %d failed: %s; its point is asked again", trial.number, value)
+            return None
         else:
             failure = value if isinstance(value, BaseException) else RuntimeError(f"job failed: {value!r}")
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         log.warning("trial %d failed: %s", trial.number, str(failure).splitlines()[0] if str(failure) else
                     type(failure).__name__)
         return failure
+
+
+def record_job(trial, ret) -> None:
+    """The job's id, state and output files on the trial's run (see src/utils/launchers.py)."""
+    value = ret._return_value if ret.status != JobStatus.COMPLETED else None
+    try:
+        run_id = trial.study._storage.get_trial(trial._trial_id).user_attrs.get("mlflow_run_id")
+        launchers.record_job(run_id, ret.job, value if isinstance(value, LostJob) else None)
+    except Exception as exc:  # the trial's outcome still counts; only its evidence is missing
+        log.warning("trial %d: its job's logs could not be attached: %s", trial.number, exc)
 
 
 # --- the job's side ---------------------------------------------------------------------------------------------

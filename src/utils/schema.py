@@ -248,6 +248,7 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
     from hydra.core.override_parser.types import Override
     from hydra.errors import HydraException
 
+    import src.utils.launchers  # noqa: F401  (registers hydra/launcher=submitit_slurm|submitit_local: jobs may die)
     import src.utils.optuna_plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna; imports no Optuna)
 
     args, _ = get_args_parser().parse_known_args(argv)
