@@ -177,6 +177,9 @@ status() {
   else
     echo "MLflow server: not running"
   fi
+  if [[ -f "$ROOT/logs/slurm/run/slurmctld.pid" ]] && kill -0 "$(cat "$ROOT/logs/slurm/run/slurmctld.pid")" 2>/dev/null; then
+    echo "SLURM cluster: running (bash scripts/services.sh slurm status)"
+  fi
 }
 
 case "${1:-}" in

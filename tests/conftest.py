@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-# What a developer's shell or .env may hold that would send test runs to real services or accounts.
-USER_PREFIXES = ("MLFLOW_", "HYDRA_", "OPTUNA_", "KAGGLE_", "WORKSPACE_", "DATABASE_URL", "PG")
+# What a developer's shell or .env may hold that would send test runs to real services or accounts (SLURM_: a
+# cluster's configuration, or the job the suite runs in, which would make test runs look like SLURM jobs).
+USER_PREFIXES = ("MLFLOW_", "HYDRA_", "OPTUNA_", "KAGGLE_", "WORKSPACE_", "DATABASE_URL", "PG", "SLURM_")
 for _name in [n for n in os.environ if n.startswith(USER_PREFIXES)]:
     del os.environ[_name]
 os.environ["WORKSPACE_DOTENV"] = "0"  # before anything imports src.utils.paths, which reads .env

@@ -271,3 +271,15 @@ def test_interrupted_sweep_leaves_no_job(cluster) -> None:
     for run in runs:
         assert c.get_run(run.info.run_id).info.status == "KILLED"
     assert [t.state.name for t in study(env, name).trials if t.state.name != "WAITING"] == ["FAIL", "FAIL"]
+
+
+def test_a_job_the_cluster_cannot_run_is_one_error_line(cluster) -> None:
+    ws, env, _, _ = cluster
+    res = ws.script(TRAIN, "-m", "lr=tag(log,interval(1e-3,1e-2))", "hydra/launcher=submitit_slurm",
+                    "hydra.launcher.mem_gb=100000", "hydra.sweeper.n_trials=1", "hydra.sweeper.study_name=slurm-bad",
+                    **env)
+    assert res.returncode == 2, res.stderr[-3000:]
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "the scheduler refused the trials' jobs" in errors[0], res.stderr[-3000:]
+    assert "hydra.launcher.*" in errors[0] and "Traceback" not in res.stderr
+    assert [t.state.name for t in study(env, "slurm-bad").trials] == ["FAIL", "WAITING"]  # its point is kept

@@ -172,7 +172,15 @@ class JobsMixin:
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        try:
+            jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        except Exception as exc:  # sbatch refused them: a partition, memory, GPU or time limit the cluster lacks
+            from src.utils.errors import WorkspaceError
+
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            raise WorkspaceError(f"the scheduler refused the trials' jobs: {lines[-1] if lines else exc}; change "
+                                 f"hydra.launcher.* (partition, timeout_min, cpus_per_task, mem_gb, gres) to what "
+                                 f"the cluster offers (sinfo lists it)") from exc
         try:
             wait(jobs)
         except BaseException:  # Ctrl-C or SIGTERM on the sweep: no job of it may go on running

@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -345,6 +346,11 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
         SWEEP_FAILED.clear()
         try:
             self._sweep(arguments)
+        except WorkspaceError as exc:  # found once the sweep runs (e.g. the scheduler refused its jobs): one line
+            SWEEP_FAILED.set()
+            log.debug("user error", exc_info=True)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(exc.exit_code) from exc
         except BaseException:  # Hydra 1.4 calls on_multirun_end either way: the sweep callback reads this
             SWEEP_FAILED.set()
             raise
