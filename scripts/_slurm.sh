@@ -199,6 +199,7 @@ running() { pid_alive "$RUN/slurmctld.pid" && pid_alive "$RUN/slurmd.pid"; }
 
 up() {
   [[ $(id -u) == 0 ]] || die "the one-node cluster needs root (slurmd starts jobs as their users); run: sudo bash scripts/services.sh slurm up"
+  require_venv
   ensure_packages
   local start
   start=$(date +%s.%N)
@@ -260,7 +261,7 @@ status() {
 }
 
 case "${1:-}" in
-  up) require_venv; up ;;
+  up) up ;;
   down) down ;;
   status) status ;;
   -h|--help) echo "$usage" ;;
