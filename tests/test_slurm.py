@@ -283,3 +283,23 @@ def test_a_job_the_cluster_cannot_run_is_one_error_line(cluster) -> None:
     assert len(errors) == 1 and "the scheduler refused the trials' jobs" in errors[0], res.stderr[-3000:]
     assert "hydra.launcher.*" in errors[0] and "Traceback" not in res.stderr
     assert [t.state.name for t in study(env, "slurm-bad").trials] == ["FAIL", "WAITING"]  # its point is kept
+
+
+def test_a_ddp_trial_is_one_job_of_two_tasks_and_one_run(cluster) -> None:
+    """`hydra.launcher.tasks_per_node=2 trainer.strategy=ddp trainer.devices=2`: submitit starts both processes with
+    srun; task 1 (a DDP worker) takes the experiment's Config from its module, as task 0 does."""
+    ws, env, _, _ = cluster
+    name = "slurm-ddp-trial"
+    proc = sweep(ws, env, name, "hydra.sweeper.n_trials=1", "max_epochs=2", "hydra.launcher.tasks_per_node=2",
+                 "trainer.strategy=ddp", "trainer.devices=2", "hydra.launcher.timeout_min=5")
+    try:
+        out, err = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-4000:]
+    assert [t.state.name for t in study(env, name).trials] == ["COMPLETE"]
+    _, (run,) = sweep_runs(env, name)
+    assert run.info.status == "FINISHED" and run.data.params["trainer.strategy"] == "ddp"
+    assert len(client(env).get_metric_history(run.info.run_id, "val_acc")) == 2
+    steps = slurm(env, "sacct", "-j", run.data.tags["job_id"], "--parsable2", "--noheader", "-o", "JobID,NTasks")
+    assert any(line.endswith("|2") for line in steps.splitlines()), steps

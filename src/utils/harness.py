@@ -381,13 +381,13 @@ def log_competition(competition: Competition) -> None:
 def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) -> float:
     """Train the experiment whose `build` this is, as configured; the objective for the sweeper."""
     quiet_libraries()
+    build, schema = from_module(build, schema)
     if ddp_worker(cfg):
         return fit_as_worker(cfg, build, schema)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     experiment_dir = Path(build.__code__.co_filename).resolve().parent
     stage, folder = experiment_of(build.__code__.co_filename)
-    build, schema = from_module(build, schema)
 
     # Everything that can be checked without a run is checked first: a typo (fold=7, a missing ckpt_path, stale
     # features, another competition's features) is one error line and leaves the store as it was. What fails after
