@@ -58,9 +58,6 @@ class LostJob(RuntimeError):
         self.job_id, self.state = job_id, state
         super().__init__(f"job {job_id} ended {state}: {reason(state)}")
 
-    def __reduce__(self):
-        return (LostJob, (self.job_id, self.state))
-
     @property
     def killed(self) -> bool:
         return self.state.split()[0].upper() in KILLED_STATES
@@ -114,13 +111,6 @@ def record_job(run_id: str | None, job: dict[str, str], lost: LostJob | None) ->
         client.set_terminated(run_id, "KILLED" if lost.killed else "FAILED")
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    from src.utils.runs import INTERRUPTED
-
-    INTERRUPTED.set()
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name} from the scheduler (scancel or the time limit)")
-
-
 def _near_limit(signum: int, frame: Any) -> None:
     log.warning("the job's time limit is near (signal %s); it ends KILLED at the limit unless it finishes first",
                 signal.Signals(signum).name)
@@ -135,7 +125,9 @@ class JobsMixin:
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         """In the job: submitit has installed its signal handlers; SIGTERM becomes an interrupt instead."""
         if os.environ.get("SLURM_JOB_ID"):
-            signal.signal(signal.SIGTERM, _interrupt)
+            from src.utils.runs import _raise_interrupt  # what SIGTERM does in any run of this workspace
+
+            signal.signal(signal.SIGTERM, _raise_interrupt)
             if not int(self.params.get("max_num_timeout") or 0):  # no requeue: the job simply ends at its limit
                 with contextlib.suppress(ValueError, AttributeError):
                     signal.signal(getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")),
@@ -223,7 +215,9 @@ def in_queue(jobs: list) -> list[str]:
     """The SLURM jobs among `jobs` that squeue still lists (completing ones included); [] for local jobs."""
     import subprocess
 
-    ids = [str(job.job_id) for job in jobs if type(job).__name__ == "SlurmJob"]
+    from submitit.slurm.slurm import SlurmJob
+
+    ids = [str(job.job_id) for job in jobs if isinstance(job, SlurmJob)]
     if not ids:
         return []
     out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(ids)], capture_output=True, text=True,

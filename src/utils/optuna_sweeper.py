@@ -413,8 +413,7 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
             except BaseException:  # Ctrl-C, SIGTERM: the trials end FAIL, their points queued for the resume
                 if isinstance(self.launcher, launchers.JobsMixin):  # its jobs are cancelled: end what they left
                     with contextlib.suppress(Exception):
-                        launchers.end_interrupted([t.user_attrs.get("mlflow_run_id") for t in trials
-                                                   if t.user_attrs.get("mlflow_run_id")])
+                        launchers.end_interrupted([r for r in map(run_id_of, trials) if r])
                 for trial in trials:
                     with contextlib.suppress(Exception):
                         trial.set_user_attr("interrupted", True)
@@ -480,12 +479,17 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
         return failure
 
 
+def run_id_of(trial) -> str | None:
+    """The MLflow run id the trial's job stored (read from the storage: `trial.user_attrs` is this process's
+    cached copy, made before the job ran)."""
+    return trial.study._storage.get_trial(trial._trial_id).user_attrs.get("mlflow_run_id")
+
+
 def record_job(trial, ret) -> None:
     """The job's id, state and output files on the trial's run (see src/utils/launchers.py)."""
     value = ret._return_value if ret.status != JobStatus.COMPLETED else None
     try:
-        run_id = trial.study._storage.get_trial(trial._trial_id).user_attrs.get("mlflow_run_id")
-        launchers.record_job(run_id, ret.job, value if isinstance(value, LostJob) else None)
+        launchers.record_job(run_id_of(trial), ret.job, value if isinstance(value, LostJob) else None)
     except Exception as exc:  # the trial's outcome still counts; only its evidence is missing
         log.warning("trial %d: its job's logs could not be attached: %s", trial.number, exc)
 
