@@ -4,7 +4,7 @@ PY="$ROOT/.venv/bin/python"
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 
 # .env (git-ignored; see .env.example): credentials and settings for every script. A variable already set in
-# the environment wins, as in the Python entry points (src/utils/paths.py); WORKSPACE_DOTENV=0 ignores it.
+# the environment wins, as in the Python entry points (src/utils/core/paths.py); WORKSPACE_DOTENV=0 ignores it.
 if [[ -f "$ROOT/.env" && "${WORKSPACE_DOTENV:-1}" != 0 ]]; then
   while IFS= read -r line || [[ -n "$line" ]]; do
     [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue

@@ -41,8 +41,8 @@ ARTIFACTS="$ROOT/logs/mlruns/artifacts"
 require_free_port "$HOST" "$PORT" "MLflow UI" mlflow_ui.sh
 
 mkdir -p "$ARTIFACTS"
-# Runs whose process died (kill -9, out of memory) would show RUNNING forever: end them FAILED (src/utils/liveness.py).
-(cd "$ROOT" && "$PY" -m src.utils.liveness --tracking-uri "sqlite:///$DB" --found-by scripts/mlflow_ui.sh)
+# Runs whose process died (kill -9, out of memory) would show RUNNING forever: end them FAILED (src/utils/track/liveness.py).
+(cd "$ROOT" && "$PY" -m src.utils.track.liveness --tracking-uri "sqlite:///$DB" --found-by scripts/mlflow_ui.sh)
 
 # Counting active runs straight from SQLite takes milliseconds; importing mlflow for it would take seconds.
 # Second line: the id and name of the experiment to land on, the one with the most recent run (__debug__

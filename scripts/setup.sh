@@ -100,7 +100,7 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 echo 'import os, sys; _r = os.path.dirname(sys.prefix); _r in sys.path or sys.path.append(_r)' > "$site/kaggle_workspace.pth"
 # A copied or moved workspace: its MLflow store still names the old folder's artifacts; point it here.
 if [[ -f logs/mlruns/mlflow.db ]]; then
-  .venv/bin/python -c 'from src.utils.tracking import relocate_store as r; o = r(); o and print(f"[setup] MLflow store moved from {o}")'
+  .venv/bin/python -c 'from src.utils.track.store import relocate_store as r; o = r(); o and print(f"[setup] MLflow store moved from {o}")'
 fi
 
 mkdir -p _data/data/raw _data/feature logs/lightning logs/mlruns logs/optuna outputs multirun

@@ -29,8 +29,15 @@ import pytest
 USER_PREFIXES = ("MLFLOW_", "HYDRA_", "OPTUNA_", "KAGGLE_", "WORKSPACE_", "DATABASE_URL", "PG", "SLURM_")
 for _name in [n for n in os.environ if n.startswith(USER_PREFIXES)]:
     del os.environ[_name]
-os.environ["WORKSPACE_DOTENV"] = "0"  # before anything imports src.utils.paths, which reads .env
+os.environ["WORKSPACE_DOTENV"] = "0"  # the set-up below (and every subprocess's) then ignores .env
 os.environ["KAGGLE_CONFIG_DIR"] = str(Path(__file__).resolve().parent / "no-kaggle-config")  # never ~/.kaggle
+
+
+def pytest_configure(config) -> None:
+    """The in-process tests run the workspace code as an entry point does: after its one set-up."""
+    from src.utils.cli.setup import setup
+
+    setup()
 
 REPO = Path(__file__).resolve().parents[1]
 PIXELS = [f"pixel{i}" for i in range(784)]
@@ -107,7 +114,7 @@ def prepared_template(tmp_path_factory) -> Workspace:
 def copy_prepared(template: Workspace, dest: Path) -> Workspace:
     """A copy of the prepared workspace (its data, features and the MLflow runs that built them)."""
     shutil.copytree(template.root, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-    res = subprocess.run([sys.executable, "-c", "from src.utils.tracking import relocate_store; relocate_store()"],
+    res = subprocess.run([sys.executable, "-c", "from src.utils.track.store import relocate_store; relocate_store()"],
                          cwd=dest, env={**os.environ, "PYTHONPATH": str(dest)}, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     cwd = dest.parent / "elsewhere"

@@ -1,4 +1,5 @@
-"""The shell commands the documentation shows: README.md and README.ja.md code blocks and the tools' `--help`.
+"""The shell commands the documentation shows: the code blocks of README.md, README.ja.md and the reference pages
+docs/*.md (DOCS), and the tools' `--help`.
 
 A command is one logical line of a ```bash / ```sh block (continuation lines joined, the trailing `# comment`
 dropped), or a `$ `-prompted line of any other block together with the output printed under it.
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "README.ja.md")
+# the READMEs, then the reference pages in name order: a page added to docs/ is covered without editing this file
+DOCS = ("README.md", "README.ja.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")))
 TOOLS = ("prepare_data", "new_experiment", "new_diary", "bench", "kaggle_pack", "rerun")  # argparse tools
 _COMMENT = re.compile(r"\s{2,}#.*$")
 _SHOWN = re.compile(r"^\s+((?:bash scripts/|poetry run |\.venv/bin/python ).*)$")
@@ -46,7 +48,7 @@ def _logical_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 def readme_commands(name: str) -> list[Command]:
-    """The commands of one Markdown file, in order."""
+    """The commands of one Markdown file of DOCS (a path relative to the repository), in order."""
     commands: list[Command] = []
     block: str | None = None
     lines: list[tuple[int, str]] = []
@@ -101,6 +103,43 @@ def block_after(doc: str, heading_text: str) -> list[str]:
     begin = next(i for i in range(start, len(text)) if text[i].startswith("```bash"))
     end = next(i for i in range(begin + 1, len(text)) if text[i].startswith("```"))
     return [t for _, t in _logical_lines(list(enumerate(text[begin + 1 : end], begin + 2)))]
+
+
+BACK_LINK = "[← Back to the README](../README.md)"  # the first line of every page of docs/
+_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _prose(name: str) -> list[tuple[int, str]]:
+    """The lines of a Markdown file outside its code blocks, numbered."""
+    out, fenced = [], False
+    for number, line in enumerate((REPO / name).read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            out.append((number, line))
+    return out
+
+
+def anchors(name: str) -> set[str]:
+    """The #anchors of a Markdown file's headings, as GitHub makes them (lower case, punctuation dropped)."""
+    return {re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-")
+            for _, line in _prose(name) if (m := _HEADING.match(line))}
+
+
+def broken_links(name: str) -> list[str]:
+    """The links of a Markdown file to a file or #anchor of this repository that does not exist."""
+    broken = []
+    for number, line in _prose(name):
+        for target in _LINK.findall(line):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            path = ((REPO / name).parent / file).resolve() if file else REPO / name
+            if not path.exists() or (anchor and path.is_file()
+                                     and anchor not in anchors(path.relative_to(REPO).as_posix())):
+                broken.append(f"{name}:{number}: {target}")
+    return broken
 
 
 def poetry_bin() -> Path:

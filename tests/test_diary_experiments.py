@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from src.utils.io import read_json
+from src.utils.core.io import read_json
 from tests.conftest import Workspace, make_workspace
 
 SWEEP = ["-m", "lr=interval(1e-3,1e-2)", "hydra.sweeper.n_trials=2", "max_epochs=1"]

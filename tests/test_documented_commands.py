@@ -1,9 +1,10 @@
 """Every shell command the documentation shows, run as written (tiny settings appended).
 
-The commands come from README.md, README.ja.md (their ```bash blocks and `$ ` prompts) and the tools' `--help`
-(tests/docs.py collects them), so a documented line that stops working fails here, and a new one is run without
-editing this file. Each runs with `bash -c` from the root of a throw-away copy of the workspace, the way a user
-types it: `poetry run` included, `~` being a temporary home. Appended, never replacing what is shown:
+The commands come from README.md, README.ja.md, the reference pages docs/*.md (their ```bash blocks and `$ `
+prompts) and the tools' `--help` (tests/docs.py collects them, in that order), so a documented line that stops
+working fails here, and a new one, or a new page, is run without editing this file. Each runs with `bash -c`
+from the root of a throw-away copy of the workspace, the way a user types it: `poetry run` included, `~` being a
+temporary home. Appended, never replacing what is shown:
 `max_epochs=1` to a training run (`max_epochs=2` to one that resumes the 1-epoch run's checkpoint),
 `hydra.sweeper.n_trials=2 max_epochs=1` to a sweep, a free port to a UI (run until it answers), `--size tiny
 --trials 2 --epochs 1 --repeats 1 --sweep-repeats 1` to the benchmark. After each command the store must hold no
@@ -42,7 +43,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
-from tests.docs import REPO, Command, documented_commands, poetry_bin
+from tests.docs import BACK_LINK, DOCS, REPO, Command, broken_links, documented_commands, poetry_bin, readme_commands
 from tests.test_bench import check_ensemble_report, check_pruning_report, check_report
 
 COMMANDS = documented_commands()
@@ -58,8 +59,8 @@ NOT_HERE = {  # a pattern of the command -> why this test does not run it
 }
 ELSEWHERE = {  # commands another module runs as written, in their block's order (not counted as 'not here')
     r"submitit_slurm|^sbatch |^sacct |^bash scripts/services\.sh slurm ":
-        "tests/test_slurm.py runs README.md's SLURM block as written, on a one-node cluster it starts",
-    r"scripts/services\.sh": "tests/test_services.py runs README.md's services block as written, in order",
+        "tests/test_slurm.py runs docs/scaling.md's SLURM block as written, on a one-node cluster it starts",
+    r"scripts/services\.sh": "tests/test_services.py runs docs/scaling.md's services block as written, in order",
 }
 NEEDS_GPU = r"trainer\.accelerator=gpu"
 DATA = r"^bash scripts/prepare_data\.sh"  # each in a workspace of its own: they fill an empty raw folder
@@ -133,6 +134,24 @@ def test_every_documented_command_is_run_or_has_a_reason() -> None:
     assert not unknown, "documented commands this test cannot run; teach kind() how, or list them in NOT_HERE:\n" \
         + "\n".join(unknown)
     assert len(COMMANDS) > 40 and sum(kind(c.text) == "not here" for c in COMMANDS) < 12
+
+
+def test_documentation_links_and_pages() -> None:
+    """Every link to a file or #anchor of the repository resolves, every page of docs/ starts with its way back to
+    the README, and the README links every page."""
+    pages = [d for d in DOCS if d.startswith("docs/")]
+    assert pages, "no reference pages in docs/"
+    broken = [b for doc in (*DOCS, "CHANGELOG.md") for b in broken_links(doc)]
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
+    assert [p for p in pages if (REPO / p).read_text(encoding="utf-8").splitlines()[0] != BACK_LINK] == []
+    for readme in ("README.md", "README.ja.md"):
+        text = (REPO / readme).read_text(encoding="utf-8")
+        assert [p for p in pages if f"]({p}" not in text] == [], f"{readme} does not link every page of docs/"
+
+
+def test_japanese_readme_shows_the_same_commands() -> None:
+    """README.ja.md mirrors README.md: the same commands in the same order (the reference pages are English)."""
+    assert [c.text for c in readme_commands("README.ja.md")] == [c.text for c in readme_commands("README.md")]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -435,7 +454,7 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             assert "submission" in out and res.returncode == 0, out[-3000:]
         if how == "bench" and "--profile" in text:  # a trial's time outside training, and the profile written
             assert re.search(r"^1 profiled trial\(s\): [\d.]+ s each .* Trainer\.fit [\d.]+ s", out, re.M), out
-            assert "utils/harness.py" in out and "log_oof" in out, out
+            assert "utils/run/harness.py" in out and "log_oof" in out, out
             assert pstats.Stats(re.search(r"^profile: (\S+\.prof)$", out, re.M).group(1)).total_tt > 0
         elif how == "bench":  # a report with every figure, written where the benchmark says
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())

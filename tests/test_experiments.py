@@ -21,10 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-import src.utils.optuna_sweeper  # noqa: F401  (registers hydra/sweeper=workspace_optuna, as train.py does)
 from src.tools.new_experiment import ENTRY_SCRIPTS
-from src.utils import paths
-from src.utils.schema import check_command, preflight
+from src.utils.cli.preflight import check_command, preflight
+from src.utils.core import paths
 from tests.conftest import REPO
 
 STAGES = ("dataset", "feature", "model", "ensemble")
@@ -72,8 +71,7 @@ def features(store: Path, tmp_path_factory) -> dict[str, Path]:
     competition's offline sample (the competition's `sources.sample`, written into a temporary raw folder)."""
     from omegaconf import OmegaConf
 
-    from src.utils import competition as competitions
-
+    from src.utils.competition import spec as competitions
     base = tmp_path_factory.mktemp("data")
     raw: dict[str, Path] = {}
     datasets: dict[str, Path] = {}
@@ -116,7 +114,7 @@ OPTIONS = [(folder, group.name, option.stem) for folder in FOLDERS["model"]
 def test_every_config_option_reaches_the_model(folder: str, group: str, option: str, tmp_path: Path) -> None:
     """`optimizer=sgd`, `scheduler=none`, ...: each option of a model's config groups composes, and the model it
     configures builds its optimizer (and schedule) from it."""
-    from src.utils.schema import instantiate
+    from src.utils.config.targets import instantiate
 
     cfg = hydra_config("model", folder, [f"{group}={option}"], tmp_path)
     model = instantiate(cfg.model)
@@ -128,7 +126,8 @@ def test_every_config_option_reaches_the_model(folder: str, group: str, option: 
         optimizer = setup["optimizer"] if isinstance(setup, dict) else setup
         assert type(optimizer).__name__ == str(chosen._target_).rsplit(".", 1)[1]
     if group == "pruner":  # the pruner the sweep's jobs build, with its settings checked before any trial
-        from src.utils.optuna_sweeper import check_pruner, job_pruner
+        from src.utils.tune.checks import check_pruner
+        from src.utils.tune.pruners import job_pruner
 
         if chosen is None:
             assert option == "none"
@@ -146,8 +145,8 @@ def test_every_config_option_reaches_the_model(folder: str, group: str, option: 
 def test_a_checkpoint_with_no_epochs_left_is_refused_before_the_run(tmp_path: Path) -> None:
     import torch
 
-    from src.utils.errors import WorkspaceError
-    from src.utils.harness import checked_ckpt
+    from src.utils.core.errors import WorkspaceError
+    from src.utils.run.checks import checked_ckpt
 
     ckpt = tmp_path / "last.ckpt"  # what ModelCheckpoint writes after a 1-epoch run
     progress = {"ready": 1, "started": 1, "processed": 1, "completed": 0}
@@ -164,8 +163,8 @@ def test_model_folder_trains_through_the_harness(folder: str, features: dict[str
     import mlflow
     import torch
 
-    from src.utils.features import load_features
-    from src.utils.reload import load_run
+    from src.utils.data.features import load_features
+    from src.utils.predict.reload import load_run
 
     module = entry("model", folder)
     probe = hydra_config("model", folder, [], tmp_path / "probe")
@@ -231,7 +230,7 @@ BEFORE_THE_RUN = [  # (overrides, what the one error line must say): mistakes th
 def test_a_mistake_found_before_the_run_leaves_the_store_as_it_was(folder: str, overrides: list[str], message: str,
                                                                    features: dict[str, Path], store: Path,
                                                                    tmp_path: Path, capsys) -> None:
-    from src.utils.errors import WorkspaceError
+    from src.utils.core.errors import WorkspaceError
 
     module = entry("model", folder)
     probe = hydra_config("model", folder, [], tmp_path / "probe")
@@ -324,13 +323,13 @@ def test_every_sampler_option_builds_with_its_settings(folder: str, sampler: str
     import optuna
     from hydra.utils import instantiate
 
-    from src.utils.optuna_sweeper import SAMPLER_TARGETS
+    from src.utils.config.targets import SAMPLERS
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "config/model" / folder)):
         cfg = compose("config", [f"hydra/sweeper/sampler={sampler}", "hydra.sweeper.sampler.seed=7"],
                       return_hydra_config=True)
-    built = instantiate(cfg.hydra.sweeper.sampler, _execution_whitelist_=SAMPLER_TARGETS)
+    built = instantiate(cfg.hydra.sweeper.sampler, _execution_whitelist_=SAMPLERS)
     if sampler == "grid":
         built = built({"lr": [0.001, 0.01]})
     assert isinstance(built, optuna.samplers.BaseSampler)
@@ -343,14 +342,14 @@ def test_another_sampler_takes_the_place_of_an_option_with_its_keys() -> None:
     """README: `hydra/sweeper/sampler=random hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler`."""
     from hydra.utils import instantiate
 
-    from src.utils.optuna_sweeper import SAMPLER_TARGETS
+    from src.utils.config.targets import SAMPLERS
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "config/model/model01")):
         cfg = compose("config", ["hydra/sweeper/sampler=random",
                                  "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler"],
                       return_hydra_config=True)
-    built = instantiate(cfg.hydra.sweeper.sampler, seed=3, _execution_whitelist_=SAMPLER_TARGETS)
+    built = instantiate(cfg.hydra.sweeper.sampler, seed=3, _execution_whitelist_=SAMPLERS)
     assert type(built).__name__ == "BruteForceSampler"
 
 
@@ -415,8 +414,8 @@ def members(features: dict[str, Path], store: Path, tmp_path_factory) -> dict[st
 @pytest.fixture
 def raw_dir_of(members: dict[str, list[str]], monkeypatch):
     """The competitions' raw folders are the offline samples written here (for the submission's check)."""
-    from src.utils.competition import Competition
-    from src.utils.paths import resolve
+    from src.utils.competition.spec import Competition
+    from src.utils.core.paths import resolve
 
     monkeypatch.setattr(Competition, "raw_dir", property(lambda c: RAW.get(c.name) or resolve(str(c.cfg.raw_dir))))
     return RAW

@@ -18,8 +18,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from src.utils import liveness
-from src.utils.errors import WorkspaceError
+from src.utils.core.errors import WorkspaceError
+from src.utils.track import liveness
 from tests.conftest import Workspace
 
 TRAIN = "src/model/model01/train.py"
@@ -126,7 +126,7 @@ def test_the_reaper_spares_the_sweep_parent_and_the_active_run(store, monkeypatc
 
 
 def test_the_sweep_parent_variable_is_the_sweeps() -> None:
-    from src.utils.sweep import PARENT_RUN_ENV
+    from src.utils.tune.parent import PARENT_RUN_ENV
 
     assert liveness.SWEEP_PARENT_ENV == PARENT_RUN_ENV
 
@@ -148,7 +148,7 @@ def test_the_sweep_callback_pickles_without_its_heartbeat(store) -> None:
     """joblib and submitit pickle Hydra's context, callbacks included, to start their jobs."""
     import pickle
 
-    from src.utils.sweep import MlflowSweepCallback
+    from src.utils.tune.parent import MlflowSweepCallback
 
     callback = MlflowSweepCallback("model", "model01")
     callback.heartbeat = liveness.Heartbeat("0" * 32, interval=3600, client=object()).start()
@@ -176,7 +176,7 @@ def test_bad_heartbeat_settings_are_one_error_line(monkeypatch, name: str, value
     monkeypatch.setenv(name, value)
     with pytest.raises(WorkspaceError, match=f"{name}=.*positive number"):
         liveness.seconds(name, 30)
-    res = subprocess.run([sys.executable, "-m", "src.utils.liveness", "--tracking-uri", "sqlite:////nonexistent.db"],
+    res = subprocess.run([sys.executable, "-m", "src.utils.track.liveness", "--tracking-uri", "sqlite:////nonexistent.db"],
                          capture_output=True, text=True, env={**os.environ, name: value},
                          cwd=Path(__file__).resolve().parents[1])
     if name == liveness.GRACE_ENV:

@@ -186,8 +186,8 @@ def test_same_seed_same_run(ws: Workspace) -> None:
 
 RELOAD = """
 import sys, warnings, numpy as np, torch
-from src.utils.reload import load_run, best_run_id
-from src.utils.errors import WorkspaceError
+from src.utils.predict.reload import load_run, best_run_id
+from src.utils.core.errors import WorkspaceError
 run_id = sys.argv[1]
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")

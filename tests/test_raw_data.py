@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from src.dataset import raw_data
-from src.utils.errors import WorkspaceError
-from src.utils.io import atomic_dir
+from src.utils.core.errors import WorkspaceError
+from src.utils.core.io import atomic_dir
 from tests.conftest import PIXELS, random_digits, write_kaggle_csvs
 
 
@@ -100,8 +100,8 @@ def test_missing_mnist_file_names_it(tmp_path: Path) -> None:
 
 def test_kaggle_files_from_folder_and_zip_are_kept_as_they_are(tmp_path: Path) -> None:
     from src.dataset.prepare_data import import_kaggle
-    from src.utils.competition import load
-    from src.utils.hashing import file_sha256
+    from src.utils.competition.spec import load
+    from src.utils.core.hashing import file_sha256
 
     competition = load("digit-recognizer")
     src = write_kaggle_csvs(tmp_path / "download", n_train=40, n_test=10)

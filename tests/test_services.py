@@ -2,8 +2,8 @@
 PostgreSQL where it is missing), and sweeps share them: two workers on one budget, joblib and submitit_local
 launchers, a 2-process DDP run, the local runs copied to the server, then everything stopped.
 
-One workspace for the module, on its own ports, set up by README.md's services block as written; `down` runs
-whatever happens, and nothing may be left running after it.
+One workspace for the module, on its own ports, set up by docs/scaling.md's services block as written; `down`
+runs whatever happens, and nothing may be left running after it.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def free_port() -> int:
 def served(prepared: Workspace):
     """(workspace, env with OPTUNA_STORAGE and MLFLOW_TRACKING_URI, seconds `up` took).
 
-    README.md's services block runs as written, in one shell, on this module's own ports (the sweep with
+    docs/scaling.md's services block runs as written, in one shell, on this module's own ports (the sweep with
     `hydra.sweeper.n_trials=2 max_epochs=1` appended); its last line, `down`, runs when the module is done, whatever
     happened, and must leave nothing running."""
     ports = {"WORKSPACE_PG_PORT": str(free_port()), "WORKSPACE_MLFLOW_PORT": str(free_port())}
-    block = block_after("README.md", "bash scripts/services.sh up")
+    block = block_after("docs/scaling.md", "bash scripts/services.sh up")
     assert block[0] == "bash scripts/services.sh up" and block[-1] == "bash scripts/services.sh down", block
     lines = [f"{line} hydra.sweeper.n_trials=2 max_epochs=1" if " -m " in line else line for line in block[:-1]]
     env = prepared.env(**ports)

@@ -1,9 +1,9 @@
 """SLURM for real: a one-node cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd from Debian's packages, installed
 when missing) started by `scripts/services.sh slurm up`, with the PostgreSQL study and the MLflow server of
-`services.sh up`. README.md's "On a SLURM cluster" block runs as written (tiny settings appended): a 6-trial sweep as
-job arrays, 2 jobs at once, and a DDP run as one job of 2 srun tasks. Then the faults: a job cancelled with scancel,
-a job killed at its time limit, a sweep interrupted with Ctrl-C. The block's two `down` lines run when the module is
-done, whatever happened, and must leave nothing running.
+`services.sh up`. docs/scaling.md's "On a SLURM cluster" block runs as written (tiny settings appended): a 6-trial
+sweep as job arrays, 2 jobs at once, and a DDP run as one job of 2 srun tasks. Then the faults: a job cancelled with
+scancel, a job killed at its time limit, a sweep interrupted with Ctrl-C. The block's two `down` lines run when the
+module is done, whatever happened, and must leave nothing running.
 """
 
 from __future__ import annotations
@@ -78,16 +78,15 @@ def cluster(prepared: Workspace):
     """(workspace, env: the exports of `services.sh env`, the block's output, seconds `slurm up` took)."""
     ports = {"WORKSPACE_PG_PORT": str(free_port()), "WORKSPACE_MLFLOW_PORT": str(free_port()),
              "WORKSPACE_SLURM_PORT": str(free_base())}
-    block = block_after("README.md", "### On a SLURM cluster")
+    block = block_after("docs/scaling.md", "## On a SLURM cluster")
     assert block[0] == "bash scripts/services.sh up" and block[1] == "bash scripts/services.sh slurm up", block
     assert block[-2:] == ["bash scripts/services.sh slurm down", "bash scripts/services.sh down"], block
-    assert block_after("README.ja.md", "**SLURM クラスタで。**") == block  # the Japanese README shows the same
     env = prepared.env(**ports)
     env["PATH"] = f"{poetry_bin()}:{env['PATH']}"
     start = time.monotonic()
     res = subprocess.run(["bash", "-ec", "\n".join(with_tiny(line) for line in block[:-2])], cwd=prepared.root,
                          env=env, capture_output=True, text=True, timeout=1800)
-    print(f"README SLURM block (services, cluster, 6-trial sweep, DDP job): {time.monotonic() - start:.1f} s")
+    print(f"docs/scaling.md SLURM block (services, cluster, 6-trial sweep, DDP job): {time.monotonic() - start:.1f} s")
     pids: dict[str, int] = {}
     try:
         pids = daemon_pids(prepared)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from src.dataset import raw_data
-from src.utils.hashing import files_sha256
-from src.utils.io import read_json
+from src.utils.core.hashing import files_sha256
+from src.utils.core.io import read_json
 from tests.conftest import Workspace, write_kaggle_csvs
 
 

@@ -97,7 +97,7 @@ def test_a_pruned_sweep_links_every_trial_and_its_run(ws: Workspace) -> None:
 def test_the_intermediate_values_plot_shows_pruned_trials_apart() -> None:
     import optuna
 
-    from src.utils.sweep import optuna_plots
+    from src.utils.tune.parent import optuna_plots
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")

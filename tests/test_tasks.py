@@ -2,7 +2,7 @@
 task (multiclass, binary with ROC-AUC, multi-label with F1, regression with RMSE), feature folders of memory-mapped
 arrays or of image files read from disk by an augmenting data module, folds from GroupKFold and TimeSeriesSplit,
 and a model whose outputs do not fit its task. The experiment is tests/experiment (a tiny LightningModule and its
-data modules), handed to `src.utils.harness.fit` as a model folder's train.py hands it.
+data modules), handed to `src.utils.run.harness.fit` as a model folder's train.py hands it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from src.utils import competition as competitions
-from src.utils import cv
-from src.utils.errors import WorkspaceError
-from src.utils.features import load_features
-from src.utils.manifest import seal
+from src.utils.competition import spec as competitions
+from src.utils.core.errors import WorkspaceError
+from src.utils.data import cv
+from src.utils.data.features import load_features
+from src.utils.data.manifest import seal
 from tests.experiment.train import build
 from tests.test_experiments import hydra_config, store  # noqa: F401  (the module's MLflow store)
 
@@ -84,7 +84,7 @@ def targets(name: str, rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
 
 
 def write_features(folder: Path, name: str, splitter: dict, images: bool = False, groups: bool = False) -> Path:
-    """A feature folder as a feature stage writes it (manifest through src/utils/manifest.py)."""
+    """A feature folder as a feature stage writes it (manifest through src/utils/data/manifest.py)."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)
     x, x_test = rng.normal(size=(N, 4)).astype(np.float32), rng.normal(size=(N_TEST, 4)).astype(np.float32)
@@ -155,7 +155,7 @@ def artifact(client, run_id: str, path: str) -> Path:
                                          ("tiny-multilabel", "f1"), ("tiny-regression", "rmse")])
 def test_every_task_trains_scores_its_oof_and_predicts_the_test_rows(name, metric, competition_dir, hydra_run,
                                                                        tmp_path) -> None:
-    from src.utils.harness import fit
+    from src.utils.run.harness import fit
 
     features = write_features(tmp_path / "features", name, {"_target_": "sklearn.model_selection.KFold",
                                                              "n_splits": 3, "shuffle": True, "random_state": 0})
@@ -192,9 +192,9 @@ def test_every_task_trains_scores_its_oof_and_predicts_the_test_rows(name, metri
 
 
 def test_image_files_from_disk_with_an_augmenting_data_module(competition_dir, hydra_run, tmp_path) -> None:
-    from src.utils.harness import fit
-    from src.utils.reload import load_run
-    from src.utils.submission import test_scores
+    from src.utils.predict.reload import load_run
+    from src.utils.predict.submission import test_scores
+    from src.utils.run.harness import fit
 
     features = write_features(tmp_path / "images", "tiny-binary", {"_target_": "sklearn.model_selection.KFold",
                                                                     "n_splits": 2}, images=True)
@@ -227,7 +227,7 @@ def test_group_kfold_keeps_groups_together_and_time_series_never_trains_on_the_f
 
 
 def test_time_series_features_train_each_fold_on_the_past_only(competition_dir, hydra_run, tmp_path) -> None:
-    from src.utils.harness import fit
+    from src.utils.run.harness import fit
 
     features = write_features(tmp_path / "ts", "tiny-regression",
                               {"_target_": "sklearn.model_selection.TimeSeriesSplit", "n_splits": 3})
@@ -244,7 +244,7 @@ def test_time_series_features_train_each_fold_on_the_past_only(competition_dir, 
 @pytest.mark.parametrize("name,width", [("tiny-regression", 3), ("tiny-binary", 2), ("tiny-multiclass", 1)])
 def test_outputs_that_do_not_fit_the_task_fail_on_the_first_batch(name, width, competition_dir, hydra_run,
                                                                     tmp_path, capsys) -> None:
-    from src.utils.harness import fit
+    from src.utils.run.harness import fit
 
     features = write_features(tmp_path / "f", name, {"_target_": "sklearn.model_selection.KFold", "n_splits": 2})
     start = time.perf_counter()

@@ -21,11 +21,11 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from src.utils import competition as competitions
-from src.utils.errors import WorkspaceError, exit_on_user_error
-from src.utils.hashing import file_sha256
-from src.utils.io import atomic_file, read_json, write_json
-from src.utils.paths import shown
+from src.utils.competition import spec as competitions
+from src.utils.core.errors import WorkspaceError, exit_on_user_error
+from src.utils.core.hashing import file_sha256
+from src.utils.core.io import atomic_file, read_json, write_json
+from src.utils.core.paths import shown
 
 log = logging.getLogger("prepare_data")
 
@@ -131,7 +131,7 @@ def prepare(competition: competitions.Competition, args: argparse.Namespace, sev
     if source == "kaggle":
         info = import_kaggle(args.kaggle, competition, raw_dir)
     else:
-        from src.utils.competition import instantiate
+        from src.utils.competition.spec import instantiate
 
         fill = instantiate(sources[source])
         info = fill(args.mnist, raw_dir) if source == "mnist" else fill(raw_dir, seed=args.seed)
@@ -174,7 +174,7 @@ def stage_folders(stage: str, chosen: list[competitions.Competition]) -> list[st
     """The stage folders (config/<stage>/*) that belong to the chosen competitions, by their config."""
     from omegaconf import OmegaConf
 
-    from src.utils.paths import CONFIG_DIR
+    from src.utils.core.paths import CONFIG_DIR
 
     names = {c.name for c in chosen}
     return [p.parent.name for p in sorted((CONFIG_DIR / stage).glob("*/config.yaml"))
@@ -182,4 +182,7 @@ def stage_folders(stage: str, chosen: list[competitions.Competition]) -> list[st
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

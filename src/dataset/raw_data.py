@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.utils.errors import WorkspaceError
-from src.utils.io import atomic_file, read_json, write_json
+from src.utils.core.errors import WorkspaceError
+from src.utils.core.io import atomic_file, read_json, write_json
 
 N_PIXELS = 28 * 28
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(N_PIXELS)]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from src.utils.errors import WorkspaceError
+from src.utils.core.errors import WorkspaceError
 
 
 class Task:
@@ -153,7 +153,7 @@ class Multiclass(Task):
         return {str(c): scores[:, i] for i, c in enumerate(self.classes)}  # one probability column per class
 
     def plots(self, y: np.ndarray, scores: np.ndarray, folder: Path, title: str) -> list[Path]:
-        from src.utils.plots import confusion_matrix_png
+        from src.utils.core.plots import confusion_matrix_png
 
         return [confusion_matrix_png(y, self.decide(scores), folder / "confusion_matrix.png", self.width, title,
                                      display_labels=self.classes)]
@@ -191,7 +191,7 @@ class Binary(Task):
         return {self.targets[0]: scores[:, 0]}
 
     def plots(self, y: np.ndarray, scores: np.ndarray, folder: Path, title: str) -> list[Path]:
-        from src.utils.plots import calibration_png, confusion_matrix_png
+        from src.utils.core.plots import calibration_png, confusion_matrix_png
 
         y = np.asarray(y).reshape(-1)
         return [confusion_matrix_png(y, self.decide(scores), folder / "confusion_matrix.png", 2, title),
@@ -225,7 +225,7 @@ class MultiLabel(Task):
         return np.asarray(y).reshape(len(y), -1)
 
     def plots(self, y: np.ndarray, scores: np.ndarray, folder: Path, title: str) -> list[Path]:
-        from src.utils.plots import multilabel_confusion_png
+        from src.utils.core.plots import multilabel_confusion_png
 
         return [multilabel_confusion_png(self.metric_target(y), self.decide(scores), self.targets,
                                          folder / "confusion_matrix.png", title)]
@@ -246,7 +246,7 @@ class Regression(Task):
         return {}  # the prediction is the value: pred_<target>
 
     def plots(self, y: np.ndarray, scores: np.ndarray, folder: Path, title: str) -> list[Path]:
-        from src.utils.plots import prediction_error_png
+        from src.utils.core.plots import prediction_error_png
 
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         return [prediction_error_png(y2[:, 0], scores[:, 0], folder / "prediction_error.png",

@@ -47,7 +47,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from src.utils.paths import ROOT
+from src.utils.core.paths import ROOT
 
 TIMELINE_TARGET = "src.tools.bench.timeline_callback"  # this module's timeline_callback, as Hydra finds it
 
@@ -58,7 +58,7 @@ DIGITS = "digit-recognizer"  # the competition whose layout the generated images
 LR_LOW, LR_HIGH = 1e-4, 1e-2
 SEARCH_SPACE = f"lr=tag(log,interval({LR_LOW},{LR_HIGH}))"
 # (key in the report, comparison, limit, what the issue asks)
-TARGETS = (
+BENCH_TARGETS = (
     ("sweep_ratio", "<=", 1.10, "sweep wall at MNIST size <= 1.10x the floor"),
     ("fixed_cost_per_trial_s", "<=", 0.5, "fixed cost per trial <= 0.5 s"),
     ("throughput_ratio", ">=", 0.9, "training throughput >= 0.9x the floor"),
@@ -157,7 +157,7 @@ def _compose(config_dir: Path) -> Any:
     """A folder's config as its entry script composes it (no overrides)."""
     import hydra
 
-    import src.utils.optuna_plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+    import src.utils.tune.plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
 
     with hydra.initialize_config_dir(config_dir=str(config_dir)):
         return hydra.compose("config")
@@ -201,7 +201,7 @@ def experiment(name: str) -> Experiment:
     dataset = _writer("dataset", dataset_dir, "make_dataset.py")
     dataset_cfg = _compose(ROOT / "config/dataset" / dataset)
     if dataset_cfg.get("raw_dir") is None:  # the competition's raw folder
-        from src.utils.competition import load
+        from src.utils.competition.spec import load
 
         dataset_cfg.raw_dir = str(load(str(dataset_cfg.competition)).cfg.raw_dir)
     raw_dir = _inside_root(str(dataset_cfg.raw_dir), f"raw_dir of config/dataset/{dataset}/config.yaml")
@@ -404,7 +404,7 @@ def time_command(ws: Copy, exp: Experiment, arg: str) -> float:
 LOAD_RUN_PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
-from src.utils.reload import load_run
+from src.utils.predict.reload import load_run
 t1 = time.perf_counter()
 if sys.argv[2] == "warm":
     import torch, pytorch_lightning
@@ -527,7 +527,7 @@ def combine(a_runs: list[dict], b_runs: list[dict], cold: list[float], loads: li
 
 def check_targets(figures: dict[str, float], size: str) -> dict[str, dict]:
     out = {}
-    for key, op, limit, text in TARGETS:
+    for key, op, limit, text in BENCH_TARGETS:
         value = figures[key]
         met = value <= limit if op == "<=" else value >= limit
         applies = size == "mnist" or key != "sweep_ratio"  # the wall ratio target is set for MNIST size
@@ -752,4 +752,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

@@ -28,8 +28,8 @@ def make_members(n_members: int, n_train: int, n_test: int, seed: int = 0) -> li
     """Record `n_members` synthetic fold=all runs of model01 in this workspace's store; their run_ids."""
     import mlflow
 
-    from src.utils.cv import folds_hash
-    from src.utils.tracking import get_or_create_experiment, setup_mlflow
+    from src.utils.data.cv import folds_hash
+    from src.utils.track.tracking import get_or_create_experiment, setup_mlflow
 
     setup_mlflow()
     experiment_id = get_or_create_experiment("model01")
@@ -122,4 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

@@ -34,8 +34,10 @@ import optuna
 import torch
 from omegaconf import DictConfig
 
-from src.utils.features import load_features  # src.utils.paths with it: the ${root:} resolver the config needs
-from src.utils.paths import resolve
+from src.utils.core.paths import resolve
+from src.utils.data.features import (
+    load_features,  # src.utils.core.paths with it: the ${root:} resolver the config needs
+)
 
 
 class CaughtLogs:
@@ -63,7 +65,7 @@ def _draw_seed() -> int:
 
 def compose(config_dir: Path, overrides: list[str], hydra_config: bool = False) -> DictConfig:
     """The experiment's config as train.py gets it, with `overrides` (`hydra.*` only with hydra_config)."""
-    import src.utils.optuna_plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
+    import src.utils.tune.plugin  # noqa: F401  (registers hydra/sweeper=workspace_optuna)
 
     with hydra.initialize_config_dir(config_dir=str(config_dir)):
         return hydra.compose("config", overrides=overrides, return_hydra_config=hydra_config)
@@ -188,4 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     raise SystemExit(main())

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("script", help="the experiment's train.py")
     args, rest = parser.parse_known_args(argv)
 
-    import src.utils.harness as harness
+    import src.utils.run.harness as harness
 
     fit, profile, walls, calls = harness.fit, cProfile.Profile(), [], [0]
 
@@ -91,4 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

@@ -19,8 +19,8 @@ from string import Template
 from typing import Any
 from urllib.parse import urlsplit
 
-from src.utils.errors import WorkspaceError, exit_on_user_error
-from src.utils.paths import ROOT
+from src.utils.core.errors import WorkspaceError, exit_on_user_error
+from src.utils.core.paths import ROOT
 
 DIARY_DIR = ROOT / "diary"
 TEMPLATE = DIARY_DIR / "template.md"
@@ -64,8 +64,8 @@ def _day_bounds_ms(day: date) -> tuple[int, int]:
 
 def fetch_day_runs(day: date) -> DayRuns:
     """Every active run of every experiment that started on `day`; an absent store means no runs, not an error."""
-    from src.utils.sweep import redact_uri
-    from src.utils.tracking import tracking_uri
+    from src.utils.track.tracking import tracking_uri
+    from src.utils.tune.parent import redact_uri
 
     uri = tracking_uri()
     store = redact_uri(uri)
@@ -75,9 +75,9 @@ def fetch_day_runs(day: date) -> DayRuns:
 
     import mlflow
 
-    from src.utils.tracking import setup_mlflow
+    from src.utils.track.tracking import setup_mlflow
 
-    setup_mlflow(uri)  # ends the runs whose process died first (src.utils.liveness): they are listed FAILED
+    setup_mlflow(uri)  # ends the runs whose process died first (src.utils.track.liveness): they are listed FAILED
     client = mlflow.MlflowClient()
     try:
         experiments = {e.experiment_id: e.name for e in client.search_experiments()}
@@ -324,4 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

@@ -12,7 +12,7 @@ code, config and fitted method under dataset/ensemble/; its notebook runs each m
 its own (members may come from different model folders) and blends their test scores with the fitted method: the
 submission the ensemble run wrote.
 
-The notebook runs the experiment's own code (src/utils/inference.py): the packed dataset and feature stages on the
+The notebook runs the experiment's own code (predict/inference.py): the packed dataset and feature stages on the
 competition's files, then the run's data module and models through Lightning, into the competition's submission,
 checked against its sample_submission.csv, as `predict.py` does. It reads $KAGGLE_INPUT (default /kaggle/input),
 where the dataset sits at <slug>/ and the competition at <competition slug>/, and writes
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import nbformat
 
-from src.utils.errors import WorkspaceError
-from src.utils.io import read_json
-from src.utils.paths import OUTPUTS_DIR, ROOT, resolve, shown
+from src.utils.core.errors import WorkspaceError
+from src.utils.core.io import read_json
+from src.utils.core.paths import OUTPUTS_DIR, ROOT, resolve, shown
 
 
 def kaggle_username() -> str | None:
@@ -183,7 +183,7 @@ def stage_of(manifest: dict, stage: str) -> dict:
     after checking that today's folder still holds the code that ran."""
     import mlflow
 
-    from src.utils.hashing import tree_sha256
+    from src.utils.core.hashing import tree_sha256
 
     client = mlflow.MlflowClient()
     run = client.get_run(manifest["mlflow_run_id"])
@@ -209,8 +209,8 @@ def pack_run(run_id: str, dataset: Path) -> dict:
     competition) and models/; what the notebook needs to know of it."""
     import mlflow
 
-    from src.utils.reload import load_run
-    from src.utils.submission import run_features
+    from src.utils.predict.reload import load_run
+    from src.utils.predict.submission import run_features
 
     run = load_run(run_id)
     competition = run.competition()
@@ -254,7 +254,7 @@ def pack_ensemble(run, dataset: Path) -> dict:
     logged code, config and competition, and its fitted method)."""
     import mlflow
 
-    from src.utils.competition import from_yaml
+    from src.utils.competition.spec import from_yaml
 
     run_id = run.info.run_id
     member_ids = run.data.tags["ensemble_members"].split(",")
@@ -281,7 +281,7 @@ def pack_ensemble(run, dataset: Path) -> dict:
 def pack(run_id: str, user: str | None, slug: str | None, out_root: Path = OUTPUTS_DIR / "kaggle") -> Path:
     import mlflow
 
-    from src.utils.tracking import setup_mlflow
+    from src.utils.track.tracking import setup_mlflow
 
     setup_mlflow()
     try:
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push", action="store_true", help="upload the dataset and push the notebook")
     args = parser.parse_args(argv)
     try:
-        from src.utils.reload import best_run_id
+        from src.utils.predict.reload import best_run_id
 
         if args.run_id == "best" and not args.experiment:
             raise WorkspaceError("run_id=best needs --experiment NAME (the model folder's experiment, e.g. model01)")
@@ -375,5 +375,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     os.chdir(ROOT)
     sys.exit(main())

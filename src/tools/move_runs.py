@@ -15,8 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from src.utils.tracking import DEFAULT_TRACKING_URI, EXPERIMENT_TAGS, setup_mlflow
-
 SOURCE_TAG = "imported_from_run_id"
 NOT_COPIED = ("mlflow.parentRunId",)  # re-pointed at the copied parent instead
 
@@ -64,6 +62,8 @@ def copy_models(src, dst, run, experiment_id: str, new_run_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from src.utils.track.tracking import DEFAULT_TRACKING_URI, EXPERIMENT_TAGS, setup_mlflow
+
     parser = argparse.ArgumentParser(prog="bash scripts/services.sh import", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--to", required=True, help="the tracking server, e.g. http://127.0.0.1:5055")
@@ -99,4 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

@@ -20,8 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.utils.errors import WorkspaceError, exit_on_user_error
-from src.utils.paths import CONFIG_DIR, ROOT
+from src.utils.core.errors import WorkspaceError, exit_on_user_error
+from src.utils.core.paths import CONFIG_DIR, ROOT
 
 STAGES = ("dataset", "feature", "model", "ensemble")
 ENTRY_SCRIPTS = {"dataset": "make_dataset.py", "feature": "build_features.py", "model": "train.py",
@@ -185,4 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

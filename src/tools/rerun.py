@@ -21,9 +21,9 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from src.utils.errors import WorkspaceError
-from src.utils.io import read_json
-from src.utils.paths import DATA_DIR, ROOT, resolve, shown
+from src.utils.core.errors import WorkspaceError
+from src.utils.core.io import read_json
+from src.utils.core.paths import DATA_DIR, ROOT, resolve, shown
 
 
 def check_lineage(tags: dict[str, str], config: dict) -> None:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.exceptions import MlflowException
     from omegaconf import OmegaConf
 
-    from src.utils.tracking import setup_mlflow, tracking_uri
+    from src.utils.track.tracking import setup_mlflow, tracking_uri
 
     try:
         setup_mlflow()
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     competition = (name, Path(client.download_artifacts(args.run_id, "competition.yaml", tmp)
                                               ).read_text())
                 except (MlflowException, OSError):
-                    from src.utils.paths import CONFIG_DIR
+                    from src.utils.core.paths import CONFIG_DIR
 
                     competition = (name, (CONFIG_DIR / "competition" / f"{name}.yaml").read_text())
             train_py = shadow_workspace(code, folder, Path(config_file).read_text(), competition,
@@ -155,4 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.utils.cli.setup import setup
+
+    setup()  # the environment, resolvers and plugins, before anything else runs
     sys.exit(main())

@@ -1,50 +1,5 @@
-"""Predictions through Lightning: `trainer.predict` with the data module's own loaders, on the run's accelerator.
+"""An old import path of the frozen contract (src/utils/contract.py): re-exports only."""
 
-Whatever the data module reads (arrays in memory, memory-mapped arrays, image files with test-time transforms),
-the predictions come from its `predict_dataloader` (the test rows) or `val_dataloader` (a fold's validation rows,
-in order), batch by batch, never from an in-memory copy of the inputs. The model's `predict_step` returns raw
-outputs (as `validation_step` does); the competition's task turns them into scores. A model folder that wants
-test-time augmentation does it in its own `predict_step` (e.g. the mean over flips).
-"""
+from src.utils.run.predictions import predict_outputs, predict_scores, predict_trainer, test_loader
 
-from __future__ import annotations
-
-from typing import Any
-
-import numpy as np
-import pytorch_lightning as pl
-import torch
-
-
-def predict_trainer(accelerator: str = "cpu") -> pl.Trainer:
-    """A one-device trainer for predictions only (also on rank 0 of a DDP run, after its fit)."""
-    return pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, enable_checkpointing=False)
-
-
-def predict_outputs(model: pl.LightningModule, loader: Any, trainer: pl.Trainer | None = None) -> torch.Tensor:
-    """The model's raw outputs on every batch of `loader`, concatenated, on the CPU."""
-    trainer = trainer or predict_trainer()
-    batches = trainer.predict(model, dataloaders=loader, return_predictions=True)
-    return torch.cat([b.detach().float().cpu() for b in batches])
-
-
-def predict_scores(models: list[pl.LightningModule], loader: Any, task, rule: str = "mean",
-                   trainer: pl.Trainer | None = None, raw: bool = True) -> np.ndarray:
-    """Scores of several models (the folds of a run) on the same rows, combined by `rule` (mean or median).
-    `raw=False`: the models' predict_step already returns scores (runs logged before tasks were config)."""
-    trainer = trainer or predict_trainer()
-    score = task.activate if raw else task.as_2d
-    return task.combine([score(predict_outputs(m, loader, trainer)) for m in models], rule)
-
-
-def test_loader(datamodule: pl.LightningDataModule, features, batch_size: int = 1024) -> Any:
-    """The data module's predict_dataloader (the test rows); for a data module logged before data modules
-    predicted (array features only), the feature folder's test_x in batches, as predictions were made then."""
-    from pytorch_lightning.utilities.model_helpers import is_overridden
-    from torch.utils.data import DataLoader, TensorDataset
-
-    datamodule.setup("predict")
-    if is_overridden("predict_dataloader", datamodule, parent=pl.LightningDataModule):
-        return datamodule.predict_dataloader()
-    return DataLoader(TensorDataset(torch.from_numpy(features.test[0])), batch_size=batch_size)
+__all__ = ["predict_outputs", "predict_scores", "predict_trainer", "test_loader"]

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from src.utils.features import Features
+from src.utils.data.features import Features
 
 
 class Rows(Dataset):

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from src.utils.schema import instantiate
+from src.utils.config.targets import instantiate
 
 if TYPE_CHECKING:
-    from src.utils.features import Features
+    from src.utils.data.features import Features
 
 
 def build(cfg: DictConfig, features: Features, fold: int):

@@ -10,7 +10,7 @@ An ensemble folder's blend.py hands its config to `blend`, which, the same for e
   anything else is one error line naming the member and what to do, and no run;
 * reads each member's arrays once (`predictions/oof.npz`, `predictions/test_scores.npy`); a member logged without
   its test scores gets them from its logged code and models, as `predict.py` would, attached to it for next time;
-* fits the method (src/utils/blend.py) on the OOF scores, scores the blend in-sample and nested (fitted on the
+* fits the method (methods.py) on the OOF scores, scores the blend in-sample and nested (fitted on the
   other folds, scored on the held-out one), and blends the test scores into the competition's submission;
 * records it all as one MLflow run in the ensemble's experiment: members (tags, model inputs, members.csv with
   weights and each member's scores), metrics (`oof_*` in-sample, `nested_oof_*`, `best_member_oof_*`), the
@@ -37,14 +37,15 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.blend import Method, nested_oof
-from src.utils.competition import Competition
-from src.utils.competition import load as load_competition
-from src.utils.cv import folds_hash
-from src.utils.errors import WorkspaceError, exit_on_user_error
-from src.utils.io import atomic_file
-from src.utils.paths import ROOT, experiment_of
-from src.utils.schema import instantiate, validate
+from src.utils.competition.spec import Competition
+from src.utils.competition.spec import load as load_competition
+from src.utils.config.schema import validate
+from src.utils.config.targets import instantiate
+from src.utils.core.errors import WorkspaceError, exit_on_user_error
+from src.utils.core.io import atomic_file
+from src.utils.core.paths import ROOT, folder_of
+from src.utils.data.cv import folds_hash
+from src.utils.ensemble.methods import Method, nested_oof
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,8 @@ def _oof_from_csv(path: Path, competition: Competition) -> dict[str, np.ndarray]
 def member_test_scores(m: Member, competition: Competition) -> tuple[np.ndarray, pd.DataFrame]:
     """Test scores of a member logged without them: its logged code and models on its features (checked to be the
     ones it was trained on), as predict.py does; attached to the member so this happens once."""
-    from src.utils.reload import load_run
-    from src.utils.submission import run_features, test_scores
+    from src.utils.predict.reload import load_run
+    from src.utils.predict.submission import run_features, test_scores
 
     log.info("%s logged no test predictions: predicting them with its logged code and models", m.where())
     run = load_run(m.run_id)
@@ -289,12 +290,12 @@ def build_method(cfg: DictConfig, stage: str, folder: str) -> Method:
         raise WorkspaceError(f"method cannot be built ({reason}); see config/{stage}/{folder}/method/") from exc
     if not hasattr(method, "fit") or not hasattr(method, "predict"):
         raise WorkspaceError(f"method._target_={cfg.method.get('_target_')} is not a blending method (fit and "
-                             f"predict); see src/utils/blend.py")
+                             f"predict); see src/utils/ensemble/methods.py")
     return method
 
 
 def correlation_png(members: list[Member], path: Path) -> Path:
-    from src.utils.plots import _plt, _save
+    from src.utils.core.plots import _plt, _save
 
     labels = [f"{i} {m.name[:28]}" for i, m in enumerate(members)]
     corr = np.corrcoef(np.stack([m.oof.ravel() for m in members]))
@@ -315,7 +316,7 @@ def correlation_png(members: list[Member], path: Path) -> Path:
 
 
 def members_png(table: pd.DataFrame, metric: str, blend: float, nested: float, path: Path) -> Path:
-    from src.utils.plots import _plt, _save
+    from src.utils.core.plots import _plt, _save
 
     plt = _plt()
     labels = [f"{r.member} {str(r.run_name)[:30]}" for r in table.itertuples()] + ["blend (in-sample)",
@@ -346,14 +347,14 @@ def model_inputs(members: list[Member]) -> list:
 @exit_on_user_error
 def blend(cfg: DictConfig, schema: type, entry: str) -> float:
     """Blend the members the config names (`entry`: the folder's blend.py); the nested CV score of the blend."""
-    from src.utils.logs import quiet_libraries
-    from src.utils.model_io import code_snapshot
-    from src.utils.runs import tracked_run
-    from src.utils.tracking import browse_hint, redact, setup_mlflow
+    from src.utils.core.logs import quiet_libraries
+    from src.utils.track.artifacts import code_snapshot
+    from src.utils.track.runs import tracked_run
+    from src.utils.track.tracking import browse_hint, redact, setup_mlflow
 
     quiet_libraries()
     validate(cfg, schema)
-    stage, folder = experiment_of(entry)
+    stage, folder = folder_of(entry)
     experiment_dir = Path(entry).resolve().parent
     competition = load_competition(str(cfg.competition))
     method = build_method(cfg, stage, folder)

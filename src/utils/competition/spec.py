@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.errors import WorkspaceError
-from src.utils.paths import CONFIG_DIR, resolve, shown
-from src.utils.schema import instantiate
+from src.utils.config.targets import instantiate
+from src.utils.core.errors import WorkspaceError
+from src.utils.core.paths import CONFIG_DIR, resolve, shown
 
 log = logging.getLogger(__name__)
 COMPETITION_DIR = CONFIG_DIR / "competition"
@@ -199,3 +199,9 @@ def load(name: str) -> Competition:
 def from_yaml(name: str, text: str) -> Competition:
     """A competition as a run logged it (competition.yaml artifact)."""
     return Competition(name, OmegaConf.create(text))
+
+
+def check_named(config: Any) -> None:
+    """A typed config's `competition`, when it names one, is a file of config/competition/ (one error line if not)."""
+    if getattr(config, "competition", None) is not None:
+        load(config.competition)

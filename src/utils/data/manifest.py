@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from src.utils.hashing import file_sha256, files_sha256
-from src.utils.io import write_json
+from src.utils.core.hashing import file_sha256, files_sha256
+from src.utils.core.io import write_json
 
 
 def seal(folder: Path, stage: str, facts: dict[str, Any], **extra: Any) -> dict[str, Any]:

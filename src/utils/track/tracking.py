@@ -17,21 +17,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from src.utils.paths import MLRUNS_DIR, ROOT
+import mlflow  # the entry point's set-up (src/utils/cli/setup.py) has turned MLflow's telemetry off before this
+
+from src.utils.core.paths import MLRUNS_DIR, ROOT
 
 # the store's home (a copied or moved workspace) is read without MLflow: entry scripts check it before it loads
-from src.utils.store import check_store, relocate_store, store_home  # noqa: F401  (re-exported)
-from src.utils.store import check_store_home as _check_store_home
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # our own lines name the run and the UI
-
-import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
+from src.utils.track.liveness import end_dead_runs_of
+from src.utils.track.store import check_store_home as _check_store_home
+from src.utils.track.store import tracking_uri
 
 ARTIFACTS_DIR = MLRUNS_DIR / "artifacts"
-DEFAULT_TRACKING_URI = f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
 # The UI opens a model-training experiment on its runs (not on the GenAI overview of traces and tokens).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
@@ -41,10 +36,6 @@ def browse_hint() -> str:
     """Where a person looks at the runs: this workspace's UI script, or the tracking server."""
     uri = tracking_uri()
     return f"browse: {uri}" if uri.startswith(("http://", "https://")) else "browse: bash scripts/mlflow_ui.sh"
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 _READY: set[str] = set()
@@ -62,8 +53,6 @@ def setup_mlflow(uri: str | None = None) -> str:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     if uri not in _REAPED:  # once per process: end the runs whose process died (kill -9, out of memory)
-        from src.utils.liveness import end_dead_runs_of
-
         _REAPED.add(uri)
         end_dead_runs_of(uri, command_line()[:300])
     return uri
@@ -193,7 +182,7 @@ def command_line() -> str:
 def standard_tags(stage: str, folder: str, path: str | None = None) -> dict[str, str]:
     """Tags every run carries: where its code lives (`path`, default src/<stage>/<folder>), which commit, how it
     was started."""
-    from src.utils.hashing import tree_sha256
+    from src.utils.core.hashing import tree_sha256
 
     path = path or f"src/{stage}/{folder}"
     return {

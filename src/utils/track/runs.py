@@ -13,9 +13,9 @@ from typing import Any
 
 import mlflow
 
-from src.utils.errors import WorkspaceError, in_multirun
-from src.utils.liveness import Heartbeat, process_tags
-from src.utils.tracking import get_or_create_experiment, log_params_flat, setup_mlflow, standard_tags
+from src.utils.core.errors import WorkspaceError, in_multirun
+from src.utils.track.liveness import Heartbeat, process_tags
+from src.utils.track.tracking import get_or_create_experiment, log_params_flat, setup_mlflow, standard_tags
 
 log = logging.getLogger(__name__)
 INTERRUPTED = threading.Event()  # set once a run of this process ended KILLED

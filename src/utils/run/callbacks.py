@@ -9,7 +9,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from src.utils.errors import WorkspaceError
+from src.utils.core.errors import WorkspaceError
 
 log = logging.getLogger(__name__)
 

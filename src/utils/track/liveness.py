@@ -11,7 +11,7 @@ process; on another host, only when the heartbeat is older than WORKSPACE_HEARTB
 It tags them `ended_by`, attaches their log file under logs/ when it is still on disk, and ends them FAILED at
 their last heartbeat (FAILED, not KILLED: KILLED is a run that handled its interrupt and kept its evidence).
 Runs without these tags (logged by older code) are left alone. The first command of a process that opens the store
-calls it (src.utils.tracking.setup_mlflow), and so does `python -m src.utils.liveness` (scripts/mlflow_ui.sh).
+calls it (tracking.setup_mlflow), and so does `python -m src.utils.track.liveness` (scripts/mlflow_ui.sh).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from src.utils.errors import WorkspaceError
+from src.utils.core.errors import WorkspaceError
+from src.utils.track.store import tracking_uri
 
 INTERVAL_ENV, GRACE_ENV = "WORKSPACE_HEARTBEAT_INTERVAL", "WORKSPACE_HEARTBEAT_GRACE"
-SWEEP_PARENT_ENV = "WORKSPACE_SWEEP_PARENT_RUN_ID"  # src.utils.sweep.PARENT_RUN_ENV: this process's sweep parent
+SWEEP_PARENT_ENV = "WORKSPACE_SWEEP_PARENT_RUN_ID"  # src.utils.tune.parent.PARENT_RUN_ENV: this process's sweep parent
 
 
 def seconds(name: str, default: float) -> float:
@@ -215,15 +216,13 @@ def end_dead_runs_of(uri: str, found_by: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """End the dead runs of a store (default: MLFLOW_TRACKING_URI, else the workspace store)."""
-    parser = argparse.ArgumentParser(prog="python -m src.utils.liveness", description=main.__doc__)
-    parser.add_argument("--found-by", default="python -m src.utils.liveness", help="named in the ended_by tag")
+    parser = argparse.ArgumentParser(prog="python -m src.utils.track.liveness", description=main.__doc__)
+    parser.add_argument("--found-by", default="python -m src.utils.track.liveness", help="named in the ended_by tag")
     parser.add_argument("--tracking-uri", help="the store (default: MLFLOW_TRACKING_URI, else the workspace's)")
     args = parser.parse_args(argv)
     try:
         uri = args.tracking_uri
         if uri is None:
-            from src.utils.tracking import tracking_uri
-
             uri = tracking_uri()
         end_dead_runs_of(uri, args.found_by)
     except WorkspaceError as exc:

@@ -7,8 +7,9 @@ import contextlib
 import os
 from pathlib import Path
 
-from src.utils.paths import MLRUNS_DIR, ROOT
+from src.utils.core.paths import MLRUNS_DIR, ROOT
 
+DEFAULT_TRACKING_URI = f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
 _ARTIFACTS_TAIL = "/logs/mlruns/artifacts/"
 _PATH_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"),
                  ("model_versions", "source"), ("model_versions", "storage_location"), ("datasets", "dataset_source"))
@@ -47,6 +48,11 @@ def relocate_store(root: Path = ROOT) -> Path | None:
     return old
 
 
+def tracking_uri() -> str:
+    """The store runs go to: MLFLOW_TRACKING_URI (a server, PostgreSQL), else the workspace's SQLite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
 def check_store() -> None:
     """Refuse a workspace store that names another workspace's artifacts (a copied or moved workspace)."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -56,7 +62,7 @@ def check_store() -> None:
 def check_store_home(db: Path) -> None:
     home = store_home(db) if db.is_file() else None
     if home is not None and home != ROOT:
-        from src.utils.errors import WorkspaceError
+        from src.utils.core.errors import WorkspaceError
 
         raise WorkspaceError(f"{db.relative_to(ROOT)} keeps its artifacts in {home} (this workspace was copied or "
                              f"moved from there); run `bash scripts/setup.sh` in {ROOT} to point it at {ROOT}")

@@ -6,7 +6,7 @@ leaves the jobs running. This one, registered under the same names (so the docum
 unchanged):
 
 * returns one result per job: a job that ended without one is a `LostJob` naming its SLURM state, which the sweeper
-  fails and asks again (src/utils/optuna_sweeper.py), so the sweep still reaches `n_trials`;
+  fails and asks again (src/utils/tune/sweeper.py), so the sweep still reaches `n_trials`;
 * cancels its jobs when the sweep process is interrupted, and waits until they have left the queue;
 * in the job, turns SIGTERM (scancel, the time limit) into an interrupt, so the run ends KILLED with its log and
   checkpoints instead of dying on SIGKILL; submitit's own handler only logs SIGTERM;
@@ -125,7 +125,7 @@ class JobsMixin:
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         """In the job: submitit has installed its signal handlers; SIGTERM becomes an interrupt instead."""
         if os.environ.get("SLURM_JOB_ID"):
-            from src.utils.runs import _raise_interrupt  # what SIGTERM does in any run of this workspace
+            from src.utils.track.runs import _raise_interrupt  # what SIGTERM does in any run of this workspace
 
             signal.signal(signal.SIGTERM, _raise_interrupt)
             if not int(self.params.get("max_num_timeout") or 0):  # no requeue: the job simply ends at its limit
@@ -167,7 +167,7 @@ class JobsMixin:
         try:
             jobs = executor.map_array(self, *zip(*job_params, strict=True))
         except Exception as exc:  # sbatch refused them: a partition, memory, GPU or time limit the cluster lacks
-            from src.utils.errors import WorkspaceError
+            from src.utils.core.errors import WorkspaceError
 
             lines = [line for line in str(exc).splitlines() if line.strip()]
             raise WorkspaceError(f"the scheduler refused the trials' jobs: {lines[-1] if lines else exc}; change "
@@ -276,9 +276,10 @@ class WorkspaceLocalConf(submitit_config.LocalQueueConf):
     _target_: str = f"{__name__}.WorkspaceLocalLauncher"
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="submitit_slurm", node=WorkspaceSlurmConf, replace=True,
-                             provider="kaggle_workspace")
-ConfigStore.instance().store(group="hydra/launcher", name="submitit_local", node=WorkspaceLocalConf, replace=True,
-                             provider="kaggle_workspace")
-Plugins.instance().register(WorkspaceSlurmLauncher)
-Plugins.instance().register(WorkspaceLocalLauncher)
+def register() -> None:
+    """Register the launchers with Hydra under the official names (called by the entry points' set-up)."""
+    for name, node in (("submitit_slurm", WorkspaceSlurmConf), ("submitit_local", WorkspaceLocalConf)):
+        ConfigStore.instance().store(group="hydra/launcher", name=name, node=node, replace=True,
+                                     provider="kaggle_workspace")
+    Plugins.instance().register(WorkspaceSlurmLauncher)
+    Plugins.instance().register(WorkspaceLocalLauncher)

@@ -1,0 +1,206 @@
+"""Come back to a run: its trained model, resolved config and metrics, from what MLflow holds alone.
+
+    from src.utils.predict.reload import best_run_id, load_run
+    run = load_run(best_run_id("<experiment>"))   # or load_run("<run_id>")
+    run.model(x)                                   # the LightningModule, in eval mode
+    run.config.lr, run.metrics[f"best_{run.config.monitor}"], run.history(run.config.monitor)
+
+The model is unpickled with the code logged with the run (its `code/` folder), so it still loads after
+the experiment folder has been edited; a warning says when today's folder differs from the logged code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.core import collector
+from src.utils.core.errors import WorkspaceError
+from src.utils.core.hashing import tree_sha256
+from src.utils.core.paths import ROOT
+from src.utils.track.tracking import setup_mlflow
+
+log = logging.getLogger(__name__)
+
+
+class CodeChangedWarning(UserWarning):
+    """Today's experiment folder differs from the code the run was trained with."""
+
+
+@dataclass
+class LoadedRun:
+    run_id: str
+    experiment: str
+    model: Any
+    config: DictConfig
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    status: str
+    code_changed: bool = False
+    code_dir: Path | None = None
+    _client: Any = field(default=None, repr=False)
+
+    @property
+    def folder(self) -> str:
+        return self.tags.get("experiment_folder", "")
+
+    @property
+    def raw_outputs(self) -> bool:
+        """Whether the run's predict_step returns raw outputs for the task to activate: every run that records its
+        task; a run logged before (no `task` tag) returned class probabilities from predict_step."""
+        return "task" in self.tags
+
+    def model_named(self, name: str) -> Any:
+        """Another model of the run (`model_fold<k>` of a fold=all run), loaded with the run's code."""
+        return load_run(self.run_id, model_name=name, allow_failed=True).model
+
+    def fold_models(self, n_folds: int | None = None) -> list[Any]:
+        """The models that make the run's test predictions: each fold's for a fold=all run, else its model."""
+        if str(self.params.get("fold")) != "all":
+            return [self.model]
+        folds = self.tags.get("fold_models")  # "0,1,2,3,4"; runs logged before the tag: every fold of the features
+        ks = [int(k) for k in folds.split(",")] if folds else list(range(int(n_folds or 0)))
+        return [self.model_named(f"model_fold{k}") for k in ks]
+
+    def datamodule(self, features: Any, fold: int = 0, **overrides: Any) -> Any:
+        """The run's data module (its config's `data` node, built with the code logged with the run)."""
+        from src.utils.config.targets import instantiate
+
+        own = (f"{self.folder.split('/')[0]}.*",) if self.folder else ()  # the run's own code is trusted too
+        kwargs = {"features": features, "fold": fold, **overrides, "trusted": own}
+        if self.code_dir is not None and self.folder and (self.code_dir / self.folder).is_dir():
+            with _logged_package(self.code_dir, self.folder.replace("/", ".")):
+                return instantiate(self.config.data, **kwargs)
+        return instantiate(self.config.data, **kwargs)
+
+    def competition(self) -> Any:
+        """The competition as the run read it (its competition.yaml), else the one its config or features name."""
+        from src.utils.competition import spec as competitions
+        name = self.tags.get("competition") or self.config.get("competition")
+        try:
+            text = Path(mlflow.artifacts.download_artifacts(f"runs:/{self.run_id}/competition.yaml")).read_text()
+            return competitions.from_yaml(name or "logged", text)
+        except (MlflowException, OSError):
+            pass
+        if not name:  # a run logged before competitions were config: its features', else its folder's today
+            from src.utils.core.paths import CONFIG_DIR
+            from src.utils.data.features import load_features
+
+            name = load_features(self.config.feature_dir).competition
+            folder_config = CONFIG_DIR / Path(self.folder).relative_to("src") / "config.yaml" if self.folder else None
+            if not name and folder_config is not None and folder_config.is_file():
+                name = OmegaConf.load(folder_config).get("competition")
+        if not name:
+            raise WorkspaceError(f"run {self.run_id[:8]} names no competition and its features none either; rebuild "
+                                 f"the features with competition: <name> in their dataset's config")
+        return competitions.load(name)
+
+    def history(self, metric: str) -> pd.DataFrame:
+        """Per-epoch values of `metric` (step, value), e.g. run.history(run.config.monitor)."""
+        rows = self._client.get_metric_history(self.run_id, metric)
+        return pd.DataFrame({"step": [m.step for m in rows], "value": [m.value for m in rows]}).sort_values("step")
+
+
+def _get_run(client, run_id: str):
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        raise WorkspaceError(f"run_id {run_id!r} is not in the MLflow store ({mlflow.get_tracking_uri()}); "
+                             f"copy a run_id from `bash scripts/mlflow_ui.sh` or use best_run_id(...)") from exc
+
+
+@contextlib.contextmanager
+def _logged_package(code_dir: Path, package: str) -> Iterator[None]:
+    """Import `package` (e.g. src.model.modelNN) from a model's code/ folder for the duration of the block."""
+    parent_name, _, _ = package.rpartition(".")
+    mine = [k for k in sys.modules if k == package or k.startswith(package + ".")]
+    saved = {k: sys.modules.pop(k) for k in mine}
+    parent = importlib.import_module(parent_name)
+    original_path = list(parent.__path__)
+    parent.__path__.insert(0, str(code_dir / Path(*parent_name.split("."))))
+    try:
+        yield
+    finally:
+        parent.__path__[:] = original_path
+        for k in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
+            sys.modules.pop(k)  # the loaded model keeps its classes; later imports get today's code
+        sys.modules.update(saved)
+
+
+@collector.paused()
+def load_run(run_id: str, model_name: str = "model", allow_failed: bool = False) -> LoadedRun:
+    """The run's model (eval mode), resolved config, metrics, params and tags."""
+    setup_mlflow()
+    client = mlflow.MlflowClient()
+    run = _get_run(client, run_id)
+    experiment = client.get_experiment(run.info.experiment_id).name
+    if run.info.status == "FAILED" and not allow_failed:
+        raise WorkspaceError(f"run {run_id} (experiment {experiment}) ended FAILED, so its model is not to be "
+                             f"trusted; pick a FINISHED run, or pass allow_failed=True to look at it anyway")
+    if run.info.status == "RUNNING":
+        raise WorkspaceError(f"run {run_id} (experiment {experiment}) is still RUNNING; wait until it ends")
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{model_name}"))
+    except (MlflowException, OSError) as exc:
+        raise WorkspaceError(f"run {run_id} (experiment {experiment}) has no logged model {model_name!r}; "
+                             f"models are logged by training runs (src/model/*/train.py), not by sweep "
+                             f"parents or data stages") from exc
+    folder = run.data.tags.get("experiment_folder", "")
+    code_changed = False
+    code_dir = local / "code"
+    if folder and (code_dir / folder).is_dir():
+        logged, today = run.data.tags.get("code_hash"), (ROOT / folder)
+        if not today.is_dir() or tree_sha256(today) != logged:
+            code_changed = True
+            warnings.warn(f"{folder} differs from the code run {run_id[:8]} was trained with; the model is "
+                          f"loaded with the code logged with the run", CodeChangedWarning, stacklevel=2)
+        with _logged_package(code_dir, folder.replace("/", ".")):
+            model = mlflow.pytorch.load_model(str(local), map_location="cpu")
+    else:
+        model = mlflow.pytorch.load_model(str(local), map_location="cpu")
+    model.eval()
+    try:
+        config = OmegaConf.load(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/config.yaml"))
+    except (MlflowException, OSError):
+        config = OmegaConf.create({})
+    return LoadedRun(run_id=run_id, experiment=experiment, model=model, config=config,
+                     metrics=dict(run.data.metrics), params=dict(run.data.params), tags=dict(run.data.tags),
+                     status=run.info.status, code_changed=code_changed,
+                     code_dir=code_dir if code_dir.is_dir() else None, _client=client)
+
+
+def best_run_id(experiment: str, metric: str | None = None, mode: str | None = None) -> str:
+    """run_id of the FINISHED training run (not a sweep parent, not a pruned trial) with the best `metric` in
+    `experiment`; by default each run's own `best_<monitor>`, better as its own `monitor_mode` says."""
+    setup_mlflow()
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise WorkspaceError(f"no MLflow experiment {experiment!r}; train first (src/model/<folder>/train.py)")
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000,
+                              order_by=["attributes.start_time DESC"])
+    runs = [r for r in runs if r.data.tags.get("sweep") != "parent" and r.data.tags.get("optuna_state") != "PRUNED"
+            and "monitor" in r.data.params]
+    if not runs:
+        raise WorkspaceError(f"experiment {experiment!r} has no FINISHED training run")
+    latest = runs[0].data.params  # the experiment's monitor as its latest run has it
+    metric = metric or f"best_{latest['monitor']}"
+    mode = mode or latest.get("monitor_mode", "max")
+    scored = [r for r in runs if metric in r.data.metrics]
+    if not scored:
+        raise WorkspaceError(f"experiment {experiment!r} has no FINISHED run with metric {metric!r}")
+    sign = 1 if mode == "max" else -1
+    return max(scored, key=lambda r: (sign * r.data.metrics[metric], -r.info.start_time)).info.run_id
