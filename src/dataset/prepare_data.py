@@ -131,7 +131,7 @@ def prepare(competition: competitions.Competition, args: argparse.Namespace, sev
     if source == "kaggle":
         info = import_kaggle(args.kaggle, competition, raw_dir)
     else:
-        from src.utils.competition.spec import instantiate
+        from src.utils.config.targets import instantiate
 
         fill = instantiate(sources[source])
         info = fill(args.mnist, raw_dir) if source == "mnist" else fill(raw_dir, seed=args.seed)

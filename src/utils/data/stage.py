@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.competition.spec import check_named
 from src.utils.config.schema import validate
 from src.utils.core.errors import WorkspaceError, exit_on_user_error
 from src.utils.core.hashing import json_sha256, tree_sha256
@@ -67,7 +68,7 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
     `write(tmp)`: writes the output files into `tmp` and returns the facts for the manifest.
     `reads`: (name, folder, digest) of the data read, logged as the run's input.
     """
-    validate(cfg, schema)
+    validate(cfg, schema, (check_named,))
     if reads is not None:
         check_input(reads[1])
     stage, folder = folder_of(file)

@@ -12,7 +12,8 @@ from typing import Any
 import mlflow
 import pytorch_lightning as pl
 
-from src.utils.run.learner import Fold, FoldResult, Learner, learner_for
+from src.utils.run.learner import Fold, FoldResult, Learner
+from src.utils.run.learners import learner_for
 from src.utils.tune.trial import PrunedTrial, TrialLink
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The fold loop (folds.py) and the records (records.py) see only a `Learner` and the `FoldResult` it returns, so a
 kind of learner other than a LightningModule (an estimator with `fit(X, y, eval_set)` and `predict_proba`) is one
-more class here, without touching them. Today: `LightningLearner` (lightning.py).
+more class in learners.py, without touching them. Today: `LightningLearner` (lightning.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 from omegaconf import DictConfig
 
 from src.utils.competition.spec import Competition
-from src.utils.core.errors import WorkspaceError
 from src.utils.data.features import Features
 from src.utils.tune.trial import TrialLink
 
@@ -61,12 +60,3 @@ class Learner(Protocol):
     def log_model(self, result: FoldResult, name: str, experiment_dir: Path) -> None:
         """Log the fold's model under `name`, reloadable with the code it needs."""
 
-
-def learner_for(built: Any) -> Learner:
-    """The learner for what the experiment's `build` returned."""
-    from src.utils.run.lightning import LightningLearner
-
-    if LightningLearner.takes(built):
-        return LightningLearner(*built)
-    raise WorkspaceError(f"build() returned {type(built).__name__}, which no learner takes: return the fold's "
-                         f"(LightningModule, LightningDataModule)")

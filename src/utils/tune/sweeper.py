@@ -47,7 +47,6 @@ from src.utils.tune.trial import STUDY_ENV, TRIAL_ENV, PrunedTrial, trial_title
 
 log = logging.getLogger(__name__)
 
-_impl.optuna.logging.set_verbosity(logging.WARNING)  # not a line per study load; our own lines say what happens
 
 SWEEP_FAILED = threading.Event()  # set when this process's sweep ended in an exception (an interrupt included)
 
@@ -117,18 +116,8 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
             raise
 
     def _sweep(self, arguments: list[str]) -> None:
-        import optuna
-        from omegaconf import OmegaConf
-
-        self._process_searchspace_config()
-        arguments = [*self._parse_sweeper_params_config(), *arguments]
-        dists, fixed, fixed_overrides = parse_space(arguments)
-        check_settings(self.n_trials, dists, arguments)
-        n_trials = int(self.n_trials)
-        if isinstance(self.sampler, functools.partial):  # GridSampler: built from the space
-            grid = {name: self._to_grid_sampler_choices(d) for name, d in dists.items()}
-            self.sampler = self.sampler(grid)
-            n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
+        _impl.optuna.logging.set_verbosity(logging.WARNING)  # not a line per study load; ours say what happens
+        space, n_trials = self._space(arguments)
         directions = self._get_directions()
         url = str(self.storage)
         storage = make_storage(url, self.heartbeat_interval, self.grace_period)
@@ -136,51 +125,8 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
         done = budget(study.get_trials(deepcopy=False))["finished"]
         log.info("Optuna study %r (%s): %d of n_trials=%d finished, %d to go", study.study_name,
                  type(self.sampler).__name__, done, n_trials, max(0, n_trials - done))
-
-        while True:
-            with study_lock(url, study.study_name), warnings.catch_warnings():
-                # heartbeats with ask-and-tell: the heartbeat thread is ours (see heartbeats())
-                warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                if storage.get_heartbeat_interval():
-                    optuna.storages.fail_stale_trials(study)
-                used = budget(study.get_trials(deepcopy=False))
-                free = n_trials - used["finished"] - used["running"] - used["waiting"]
-                size = min(self.n_jobs, max(0, free) + used["waiting"])
-                if size <= 0:
-                    break
-                trials = []
-                for _ in range(size):
-                    if not self.is_grid():
-                        study.sampler = self._sampler(len(study.get_trials(deepcopy=False)))
-                    trials.append(study.ask())
-            trials.sort(key=lambda t: t.number)
-            overrides = []
-            for trial in trials:
-                if not self.is_grid():
-                    study.sampler = self._sampler(trial.number)
-                (job,) = self._configure_trials([trial], dists, fixed, fixed_overrides)
-                overrides.append((*job, f"++hydra.job.env_set.{TRIAL_ENV}={trial._trial_id}",
-                                  f"++hydra.job.env_set.{STUDY_ENV}={quoted(study.study_name)}"))
-                LAUNCH_LINE.titles[trial.number] = trial_title(trial.params)
-            show_launch_lines()
-            try:
-                with heartbeats(storage, [t._trial_id for t in trials]):
-                    returns, start = [], 0
-                    for group in consecutive(trials):
-                        returns += self.launcher.launch(overrides[start:start + len(group)],
-                                                        initial_job_idx=group[0].number)
-                        start += len(group)
-            except BaseException:  # Ctrl-C, SIGTERM: the trials end FAIL, their points queued for the resume
-                if isinstance(self.launcher, launchers.JobsMixin):  # its jobs are cancelled: end what they left
-                    with contextlib.suppress(Exception):
-                        launchers.end_interrupted([r for r in map(run_id_of, trials) if r])
-                for trial in trials:
-                    with contextlib.suppress(Exception):
-                        trial.set_user_attr("interrupted", True)
-                        study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-                        queue_again(study, trial.number)
-                raise
+        while trials := self._ask(study, storage, url, n_trials):
+            returns = self._launch(study, storage, trials, space)
             told = []
             for trial, ret in zip(trials, returns, strict=True):
                 if getattr(ret, "job", None):  # a submitit job: its id, state and output files go to the run
@@ -192,10 +138,82 @@ class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
             if SAMPLER_DONE.is_set():  # GridSampler, BruteForceSampler: every point of the space has been tried
                 log.info("the %s has tried every point of the search space", type(study.sampler).__name__)
                 break
+        self._save_results(study, len(directions))
+
+    def _space(self, arguments: list[str]) -> tuple[tuple[dict, dict, list], int]:
+        """The search space (the official plugin's reading of config and command line), checked, and the number
+        of trials it allows (a grid has as many as its points)."""
+        self._process_searchspace_config()
+        arguments = [*self._parse_sweeper_params_config(), *arguments]
+        space = parse_space(arguments)
+        check_settings(self.n_trials, space[0], arguments)
+        n_trials = int(self.n_trials)
+        if isinstance(self.sampler, functools.partial):  # GridSampler: built from the space
+            grid = {name: self._to_grid_sampler_choices(d) for name, d in space[0].items()}
+            self.sampler = self.sampler(grid)
+            n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
+        return space, n_trials
+
+    def _ask(self, study, storage, url: str, n_trials: int) -> list:
+        """The next batch of trials (at most n_jobs, within what is left of n_trials), under the study lock."""
+        import optuna
+
+        with study_lock(url, study.study_name), warnings.catch_warnings():
+            # heartbeats with ask-and-tell: the heartbeat thread is ours (see heartbeats())
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if storage.get_heartbeat_interval():
+                optuna.storages.fail_stale_trials(study)
+            used = budget(study.get_trials(deepcopy=False))
+            free = n_trials - used["finished"] - used["running"] - used["waiting"]
+            trials = []
+            for _ in range(min(self.n_jobs, max(0, free) + used["waiting"])):
+                if not self.is_grid():
+                    study.sampler = self._sampler(len(study.get_trials(deepcopy=False)))
+                trials.append(study.ask())
+        return sorted(trials, key=lambda t: t.number)
+
+    def _launch(self, study, storage, trials: list, space: tuple[dict, dict, list]) -> list:
+        """The trials' jobs, numbered by their trials, each handed its trial; their returns."""
+        overrides = []
+        for trial in trials:
+            if not self.is_grid():
+                study.sampler = self._sampler(trial.number)
+            (job,) = self._configure_trials([trial], *space)
+            overrides.append((*job, f"++hydra.job.env_set.{TRIAL_ENV}={trial._trial_id}",
+                              f"++hydra.job.env_set.{STUDY_ENV}={quoted(study.study_name)}"))
+            LAUNCH_LINE.titles[trial.number] = trial_title(trial.params)
+        show_launch_lines()
+        try:
+            with heartbeats(storage, [t._trial_id for t in trials]):
+                returns, start = [], 0
+                for group in consecutive(trials):
+                    returns += self.launcher.launch(overrides[start:start + len(group)],
+                                                    initial_job_idx=group[0].number)
+                    start += len(group)
+            return returns
+        except BaseException:  # Ctrl-C, SIGTERM: the trials end FAIL, their points queued for the resume
+            self._interrupted(study, trials)
+            raise
+
+    def _interrupted(self, study, trials: list) -> None:
+        from optuna.trial import TrialState
+
+        if isinstance(self.launcher, launchers.JobsMixin):  # its jobs are cancelled: end what they left
+            with contextlib.suppress(Exception):
+                launchers.end_interrupted([r for r in map(run_id_of, trials) if r])
+        for trial in trials:
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("interrupted", True)
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                queue_again(study, trial.number)
+
+    def _save_results(self, study, n_objectives: int) -> None:
+        from omegaconf import OmegaConf
 
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
         results: dict[str, Any] = {"name": "optuna", "study": study.study_name}
-        if finished and len(directions) == 1:
+        if finished and n_objectives == 1:
             results |= {"best_params": study.best_trial.params, "best_value": study.best_trial.value}
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)  # a study with nothing left to run launched no job into it
