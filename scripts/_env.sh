@@ -3,17 +3,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 
-# .env (git-ignored; see .env.example): credentials and settings for every script. A variable already set in
-# the environment wins, as in the Python entry points (src/utils/core/paths.py); WORKSPACE_DOTENV=0 ignores it.
-if [[ -f "$ROOT/.env" && "${WORKSPACE_DOTENV:-1}" != 0 ]]; then
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
-    key=${BASH_REMATCH[2]} value=${BASH_REMATCH[3]}
-    value=${value%$'\r'}
-    if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
-    [[ -n "${!key+set}" ]] || export "$key=$value"
-  done < "$ROOT/.env"
-  unset line key value
+# .env (git-ignored; see .env.example): credentials and settings for every script, read by the same code as the
+# Python entry points (src/utils/core/env.py): a variable already set wins; WORKSPACE_DOTENV=0 ignores it. Before
+# the environment exists (the first `bash scripts/setup.sh`) there is nothing to read it with, and nothing needs it.
+if [[ -f "$ROOT/.env" && "${WORKSPACE_DOTENV:-1}" != 0 && -x "$PY" ]]; then
+  eval "$(cd "$ROOT" && "$PY" -m src.utils.core.env)"
 fi
 require_venv() {
   if [[ ! -x "$PY" ]]; then

@@ -44,27 +44,9 @@ mkdir -p "$ARTIFACTS"
 # Runs whose process died (kill -9, out of memory) would show RUNNING forever: end them FAILED (src/utils/track/liveness.py).
 (cd "$ROOT" && "$PY" -m src.utils.track.liveness --tracking-uri "sqlite:///$DB" --found-by scripts/mlflow_ui.sh)
 
-# Counting active runs straight from SQLite takes milliseconds; importing mlflow for it would take seconds.
-# Second line: the id and name of the experiment to land on, the one with the most recent run (__debug__
-# only when it is the only one with runs).
-{ read -r runs; IFS=$'\t' read -r landing_id landing_name || true; } < <("$PY" -S - "$DB" <<'EOF'
-import pathlib, sqlite3, sys
-db = pathlib.Path(sys.argv[1])
-runs, latest = 0, None
-try:
-    con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)
-    runs = con.execute("SELECT COUNT(*) FROM runs WHERE lifecycle_stage = 'active'").fetchone()[0]
-    latest = con.execute(
-        "SELECT e.experiment_id, e.name FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id"
-        " WHERE r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active' GROUP BY e.experiment_id"
-        " ORDER BY e.name = '__debug__', MAX(r.start_time) DESC LIMIT 1").fetchone()
-except sqlite3.Error:  # no file yet, or no tables yet
-    pass
-print(runs)
-if latest:
-    print(f"{latest[0]}\t{latest[1]}")
-EOF
-)
+# Counting active runs straight from SQLite takes milliseconds (src/utils/track/store.py); importing mlflow for it
+# would take seconds. Second line: the id and name of the experiment to land on.
+{ read -r runs; IFS=$'\t' read -r landing_id landing_name || true; } < <(cd "$ROOT" && "$PY" -S -m src.utils.track.store landing "$DB")
 if [[ "$runs" == 0 ]]; then
   echo "note: the MLflow store is empty (no runs in ${DB#"$ROOT"/} yet); create some with: bash scripts/demo.sh"
 fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 from src.utils.core.paths import MLRUNS_DIR, ROOT
@@ -66,3 +67,29 @@ def check_store_home(db: Path) -> None:
 
         raise WorkspaceError(f"{db.relative_to(ROOT)} keeps its artifacts in {home} (this workspace was copied or "
                              f"moved from there); run `bash scripts/setup.sh` in {ROOT} to point it at {ROOT}")
+
+
+def landing(db: Path) -> tuple[int, tuple[str, str] | None]:
+    """How many active runs the store holds, and the (id, name) of the experiment to land the UI on: the one with
+    the most recent run (__debug__ only when it is the only one with runs). Milliseconds: sqlite3, no MLflow."""
+    import sqlite3
+
+    runs, latest = 0, None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)) as con:
+            runs = con.execute("SELECT COUNT(*) FROM runs WHERE lifecycle_stage = 'active'").fetchone()[0]
+            latest = con.execute(
+                "SELECT e.experiment_id, e.name FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id"
+                " WHERE r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active' GROUP BY e.experiment_id"
+                " ORDER BY e.name = '__debug__', MAX(r.start_time) DESC LIMIT 1").fetchone()
+    except sqlite3.Error:  # no file yet, or no tables yet
+        pass
+    return runs, latest
+
+
+if __name__ == "__main__":  # scripts/mlflow_ui.sh: `python -S -m src.utils.track.store landing <db>`
+    if sys.argv[1:2] == ["landing"] and len(sys.argv) == 3:
+        count, where = landing(Path(sys.argv[2]))
+        print(count)
+        if where:
+            print(f"{where[0]}\t{where[1]}")
