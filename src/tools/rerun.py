@@ -20,10 +20,15 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from src.utils.core.errors import WorkspaceError
 from src.utils.core.io import read_json
 from src.utils.core.paths import DATA_DIR, ROOT, resolve, shown
+
+if TYPE_CHECKING:  # MLflow is imported when a run is re-run, never for --help
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 
 def check_lineage(tags: dict[str, str], config: dict) -> None:
@@ -70,85 +75,122 @@ def shadow_workspace(code: Path, folder: str, config_yaml: str, competition: tup
     return code / folder / entry
 
 
+def is_ensemble(run: Run) -> bool:
+    """An ensemble's run (src/ensemble/*/blend.py) rather than a training run (src/model/*/train.py)."""
+    return run.data.tags.get("experiment_folder", "").startswith("src/ensemble/")
+
+
+def finished_run(client: MlflowClient, run_id: str) -> Run:
+    """The run `run_id`, if it is one that can be re-run: a FINISHED training or ensemble run (not a sweep's
+    parent, which names its best trial instead)."""
+    from mlflow.exceptions import MlflowException
+
+    from src.utils.track.tracking import tracking_uri
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise WorkspaceError(f"no run {run_id!r} in {tracking_uri()}; copy a run_id from the MLflow UI "
+                             f"or the diary") from exc
+    tags, folder = run.data.tags, run.data.tags.get("experiment_folder", "")
+    if tags.get("sweep") == "parent":
+        best = tags.get("best_run_id", "")
+        best_trial = (f"its best trial (#{tags.get('best_trial', '?')}): bash scripts/rerun.sh {best}"
+                      if len(best) == 32 else "one of its trials (no trial of it completed yet)")
+        raise WorkspaceError(f"run {run_id[:8]} is a sweep's parent run, not a training run; rerun "
+                             f"{best_trial}")
+    if run.info.status != "FINISHED" or not (folder.startswith("src/model/") or is_ensemble(run)):
+        raise WorkspaceError(f"run {run_id[:8]} is not a finished training or ensemble run (status "
+                             f"{run.info.status}, folder {folder or '-'}); rerun takes what src/model/*/train.py "
+                             f"or src/ensemble/*/blend.py recorded")
+    return run
+
+
+def logged_competition(client: MlflowClient, run_id: str, config: dict, tags: dict[str, str],
+                       tmp: str) -> tuple[str, str] | None:
+    """(name, text) of the competition file the run used: its logged copy, or today's where none was logged."""
+    from mlflow.exceptions import MlflowException
+
+    if not (config.get("competition") or tags.get("competition")):
+        return None
+    name = str(config.get("competition") or tags.get("competition"))
+    try:
+        return name, Path(client.download_artifacts(run_id, "competition.yaml", tmp)).read_text()
+    except (MlflowException, OSError):
+        from src.utils.core.paths import CONFIG_DIR
+
+        return name, (CONFIG_DIR / "competition" / f"{name}.yaml").read_text()
+
+
+def run_again(client: MlflowClient, run_id: str, run: Run, tmp: str) -> tuple[str, str]:
+    """Execute the run again in a shadow workspace of its logged code and config (its data checked first);
+    (the metric it is compared on, the new run's id)."""
+    from omegaconf import OmegaConf
+
+    from src.utils.track.tracking import tracking_uri
+
+    tags, folder, ensemble = run.data.tags, run.data.tags.get("experiment_folder", ""), is_ensemble(run)
+    config_file = client.download_artifacts(run_id, "config.yaml", tmp)
+    config = OmegaConf.to_container(OmegaConf.load(config_file))
+    # an ensemble: its members (resolved to run_ids in its config) are its data, checked by the blend itself
+    metric = (f"nested_oof_{tags.get('competition_metric')}" if ensemble
+              else f"best_{config.get('monitor') or run.data.params.get('monitor')}")
+    if metric not in run.data.metrics:
+        raise WorkspaceError(f"run {run_id[:8]} has no {metric} to reproduce (a pruned trial?)")
+    if not ensemble:
+        check_lineage(tags, config)
+    code = Path(client.download_artifacts(run_id, "code", tmp))
+    competition = logged_competition(client, run_id, config, tags, tmp)
+    train_py = shadow_workspace(code, folder, Path(config_file).read_text(), competition,
+                                "blend.py" if ensemble else "train.py")
+    out_dir = ROOT / "outputs" / f"{Path(folder).name}-rerun" / run_id[:8] / datetime.now().strftime(
+        "%Y-%m-%d_%H-%M-%S")
+    print(f"re-running {run_id} with its logged code and config (log: {shown(out_dir)})", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(code), "MLFLOW_TRACKING_URI": tracking_uri()}
+    res = subprocess.run([sys.executable, str(train_py), f"hydra.run.dir={out_dir}"], env=env,
+                         capture_output=True, text=True)
+    if res.returncode != 0 or "run_id=" not in res.stdout:
+        sys.stderr.write(res.stderr[-4000:])
+        raise WorkspaceError(f"the re-run failed (exit {res.returncode}); its log is above and in "
+                             f"{shown(out_dir)}")
+    return metric, res.stdout.split("run_id=")[1].split()[0]
+
+
+def reproduced(client: MlflowClient, run_id: str, run: Run, metric: str, new_id: str) -> bool:
+    """Tag the new run and print the logged against the reproduced metric (and, for an ensemble, submission.csv);
+    whether they are equal."""
+    client.set_tag(new_id, "rerun_of", run_id)
+    logged, again = run.data.metrics[metric], client.get_run(new_id).data.metrics[metric]
+    same = logged == again
+    print(f"{metric}: logged {logged!r}, reproduced {again!r} -> {'equal' if same else 'DIFFERENT'} "
+          f"(new run {new_id}, tagged rerun_of={run_id})")
+    if is_ensemble(run):
+        with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
+            files = [Path(client.download_artifacts(r, "submission.csv", f"{tmp}/{r}")).read_bytes()
+                     for r in (run_id, new_id)]
+        same_file = files[0] == files[1]
+        print(f"submission.csv: {'the same file, byte for byte' if same_file else 'DIFFERENT'}")
+        same = same and same_file
+    return same
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bash scripts/rerun.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_id", help="a FINISHED training run")
     args = parser.parse_args(argv)
 
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from omegaconf import OmegaConf
+    import mlflow  # here, not at the top: --help answers without importing MLflow
 
-    from src.utils.track.tracking import setup_mlflow, tracking_uri
+    from src.utils.track.tracking import setup_mlflow
 
     try:
         setup_mlflow()
         client = mlflow.MlflowClient()
-        try:
-            run = client.get_run(args.run_id)
-        except MlflowException as exc:
-            raise WorkspaceError(f"no run {args.run_id!r} in {tracking_uri()}; copy a run_id from the MLflow UI "
-                                 f"or the diary") from exc
-        tags, folder = run.data.tags, run.data.tags.get("experiment_folder", "")
-        if tags.get("sweep") == "parent":
-            best = tags.get("best_run_id", "")
-            best_trial = (f"its best trial (#{tags.get('best_trial', '?')}): bash scripts/rerun.sh {best}"
-                          if len(best) == 32 else "one of its trials (no trial of it completed yet)")
-            raise WorkspaceError(f"run {args.run_id[:8]} is a sweep's parent run, not a training run; rerun "
-                                 f"{best_trial}")
-        ensemble = folder.startswith("src/ensemble/")
-        if run.info.status != "FINISHED" or not (folder.startswith("src/model/") or ensemble):
-            raise WorkspaceError(f"run {args.run_id[:8]} is not a finished training or ensemble run (status "
-                                 f"{run.info.status}, folder {folder or '-'}); rerun takes what src/model/*/train.py "
-                                 f"or src/ensemble/*/blend.py recorded")
+        run = finished_run(client, args.run_id)
         with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
-            config_file = client.download_artifacts(args.run_id, "config.yaml", tmp)
-            config = OmegaConf.to_container(OmegaConf.load(config_file))
-            # an ensemble: its members (resolved to run_ids in its config) are its data, checked by the blend itself
-            metric = (f"nested_oof_{tags.get('competition_metric')}" if ensemble
-                      else f"best_{config.get('monitor') or run.data.params.get('monitor')}")
-            if metric not in run.data.metrics:
-                raise WorkspaceError(f"run {args.run_id[:8]} has no {metric} to reproduce (a pruned trial?)")
-            if not ensemble:
-                check_lineage(tags, config)
-            code = Path(client.download_artifacts(args.run_id, "code", tmp))
-            competition = None
-            if config.get("competition") or tags.get("competition"):
-                name = str(config.get("competition") or tags.get("competition"))
-                try:
-                    competition = (name, Path(client.download_artifacts(args.run_id, "competition.yaml", tmp)
-                                              ).read_text())
-                except (MlflowException, OSError):
-                    from src.utils.core.paths import CONFIG_DIR
-
-                    competition = (name, (CONFIG_DIR / "competition" / f"{name}.yaml").read_text())
-            train_py = shadow_workspace(code, folder, Path(config_file).read_text(), competition,
-                                        "blend.py" if ensemble else "train.py")
-            out_dir = ROOT / "outputs" / f"{Path(folder).name}-rerun" / args.run_id[:8] / datetime.now().strftime(
-                "%Y-%m-%d_%H-%M-%S")
-            print(f"re-running {args.run_id} with its logged code and config (log: {shown(out_dir)})", flush=True)
-            env = {**os.environ, "PYTHONPATH": str(code), "MLFLOW_TRACKING_URI": tracking_uri()}
-            res = subprocess.run([sys.executable, str(train_py), f"hydra.run.dir={out_dir}"], env=env,
-                                 capture_output=True, text=True)
-            if res.returncode != 0 or "run_id=" not in res.stdout:
-                sys.stderr.write(res.stderr[-4000:])
-                raise WorkspaceError(f"the re-run failed (exit {res.returncode}); its log is above and in "
-                                     f"{shown(out_dir)}")
-        new_id = res.stdout.split("run_id=")[1].split()[0]
-        client.set_tag(new_id, "rerun_of", args.run_id)
-        logged, again = run.data.metrics[metric], client.get_run(new_id).data.metrics[metric]
-        same = logged == again
-        print(f"{metric}: logged {logged!r}, reproduced {again!r} -> {'equal' if same else 'DIFFERENT'} "
-              f"(new run {new_id}, tagged rerun_of={args.run_id})")
-        if ensemble:
-            with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
-                files = [Path(client.download_artifacts(r, "submission.csv", f"{tmp}/{r}")).read_bytes()
-                         for r in (args.run_id, new_id)]
-            same_file = files[0] == files[1]
-            print(f"submission.csv: {'the same file, byte for byte' if same_file else 'DIFFERENT'}")
-            same = same and same_file
-        return 0 if same else 1
+            metric, new_id = run_again(client, args.run_id, run, tmp)
+        return 0 if reproduced(client, args.run_id, run, metric, new_id) else 1
     except WorkspaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -238,8 +238,6 @@ def test_check_store_home_refuses_another_workspaces_store(tmp_path: Path, monke
     store.check_store_home(tmp_path / "missing.db")
 
 
-@pytest.mark.xfail(strict=True, reason="store_home builds its sqlite URI as f'file:{db}?mode=ro' without quoting: "
-                   "a '#' in the path cuts it, so it opens (and creates) another file and returns None")
 def test_store_home_under_a_path_with_a_hash(tmp_path: Path) -> None:
     root = tmp_path / "ws#1"
     db = make_store(root, tmp_path / "original")

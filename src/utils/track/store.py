@@ -20,7 +20,7 @@ def store_home(db: Path) -> Path | None:
     """The workspace root whose logs/mlruns/artifacts the SQLite store's experiments point at (None: no such)."""
     import sqlite3
 
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as con:
+    with contextlib.closing(sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True, timeout=60)) as con:
         try:
             rows = con.execute("SELECT artifact_location FROM experiments WHERE artifact_location LIKE ?",
                                (f"%{_ARTIFACTS_TAIL}%",)).fetchall()
