@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-# What this module was before it was split by concern: every name stays importable from here (bench_pruning.py,
-# bench_ensemble.py and the tests import them so, and TIMELINE_TARGET resolves timeline_callback through here).
+# The benchmark's parts, one module per concern. Every name this module held before the split stays importable
+# from here: bench_pruning.py, bench_ensemble.py and the tests import them so, and TIMELINE_TARGET resolves
+# timeline_callback through this module.
 from src.tools.bench_data import DIGITS, GENERATED, generated_digits, prepare_data
 from src.tools.bench_experiment import Experiment, experiment
 from src.tools.bench_measure import (
@@ -57,7 +58,7 @@ from src.tools.bench_measure import (
 )
 from src.tools.bench_report import BENCH_TARGETS, check_targets, combine, fixed_gaps, format_table, median
 from src.tools.bench_timeline import TIMELINE_TARGET, epoch_stats, timeline_callback, trial_stats
-from src.tools.bench_workspace import Copy, make_copy
+from src.tools.bench_workspace import Copy, load_average, make_copy, say
 from src.utils.core.paths import ROOT
 
 __all__ = [
@@ -70,14 +71,6 @@ __all__ = [
 
 SIZES = ("digits", "mnist", "tiny")
 DEFAULT_RUNS = {"digits": (5, 3), "mnist": (3, 2), "tiny": (2, 1)}  # trials, epochs
-
-
-def say(msg: str) -> None:
-    print(f"[bench] {msg}", flush=True)
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # --------------------------------------------------------------------------------------------------

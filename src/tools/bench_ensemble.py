@@ -74,7 +74,7 @@ def phases(log: str) -> dict[str, float]:
 
 def ensemble_figures(ws, args, stamp: str) -> int:
     """Run by src/tools/bench.py in its copy `ws` (a bench.Copy)."""
-    from src.tools.bench import say
+    from src.tools.bench_workspace import say
 
     n_train, n_test = args.ensemble_rows
     raw = ws.root / "_data/data/raw"

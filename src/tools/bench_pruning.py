@@ -17,7 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from src.tools.bench import Copy, Experiment, load_average, run_workspace, say
+from src.tools.bench_experiment import Experiment
+from src.tools.bench_measure import run_workspace
+from src.tools.bench_workspace import Copy, load_average, say
 
 # the candidates measured by default: epochs as steps (fold=N) and folds as steps (fold=all)
 CANDIDATES = {"single": ("median", "hyperband", "successive_halving", "patient"),
