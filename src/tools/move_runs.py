@@ -62,7 +62,8 @@ def copy_models(src, dst, run, experiment_id: str, new_run_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from src.utils.track.tracking import DEFAULT_TRACKING_URI, EXPERIMENT_TAGS, setup_mlflow
+    from src.utils.track.store import DEFAULT_TRACKING_URI
+    from src.utils.track.tracking import EXPERIMENT_TAGS, setup_mlflow
 
     parser = argparse.ArgumentParser(prog="bash scripts/services.sh import", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
