@@ -109,9 +109,6 @@ def test_every_package_says_what_it_holds_and_may_import() -> None:
         assert doc and "import" in doc.lower(), name
 
 
-SETUP_CALLS_ALLOWED = ("sys.exit", "raise SystemExit")  # under `if __name__ == "__main__":` only
-
-
 @pytest.mark.parametrize("path", [p for p in sorted((SRC / "utils").rglob("*.py"))], ids=lambda p: module_name(p))
 def test_nothing_happens_at_import(path: Path) -> None:
     """Top-level statements of shared code define things: no call for its effect (registering, setting the

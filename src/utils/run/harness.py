@@ -86,6 +86,11 @@ def competition_of(cfg: DictConfig, features: Features) -> Competition:
     return load_competition(str(name))
 
 
+def experiment_dir(build: Build) -> Path:
+    """The experiment folder whose train.py defines `build`."""
+    return Path(build.__code__.co_filename).resolve().parent
+
+
 def experiment_name(cfg: DictConfig) -> str:
     return "__debug__" if cfg.debug else str(cfg.experiment_name)
 
@@ -109,7 +114,6 @@ def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> f
 def opened_run(cfg: DictConfig, build: Build, inputs: Inputs, link: TrialLink | None) -> Iterator[Any]:
     """The run, started with its params, tags and name, and the files it runs with logged."""
     hydra_cfg = HydraConfig.get()
-    experiment_dir = Path(build.__code__.co_filename).resolve().parent
     stage, folder = folder_of(build.__code__.co_filename)
     tags = {"hydra_overrides": json.dumps(list(hydra_cfg.overrides.task)),
             "hydra_output_dir": hydra_cfg.runtime.output_dir}
@@ -121,12 +125,12 @@ def opened_run(cfg: DictConfig, build: Build, inputs: Inputs, link: TrialLink | 
     run_name = f"{folder} #{link.number} {trial_title(link.trial.params)}".strip()[:250] if link else None
     with tracked_run(stage, folder, experiment_name(cfg), params=params, tags=tags, run_name=run_name,
                      system_metrics=bool(cfg.mlflow.system_metrics) and not cfg.debug, note=cfg.get("note"),
-                     path=experiment_dir.relative_to(ROOT).as_posix()) as run:
+                     path=experiment_dir(build).relative_to(ROOT).as_posix()) as run:
         if link is not None:
             mlflow.set_tags(link.attach(run.info.run_id))
         mlflow.set_tags({**inputs.features.lineage(), "competition": inputs.competition.name,
                          "task": inputs.competition.task.kind, "competition_metric": inputs.competition.metric.name})
-        records.log_run_files(cfg, experiment_dir, inputs.features, inputs.folds, inputs.competition)
+        records.log_run_files(cfg, experiment_dir(build), inputs.features, inputs.folds, inputs.competition)
         os.environ[RUN_ENV] = run.info.run_id  # DDP processes started from here train into the same folders
         yield run
 
@@ -150,8 +154,7 @@ def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) 
         if isinstance(outcome, PrunedTrial):
             return outcome
         learner, results = outcome
-        summary = records.record(cfg, learner, results, inputs.features, inputs.competition,
-                                 Path(build.__code__.co_filename).resolve().parent)
+        summary = records.record(cfg, learner, results, inputs.features, inputs.competition, experiment_dir(build))
         line = summary.line(str(cfg.monitor), len(inputs.folds), inputs.competition.metric.name)
         log.info("%srun %s: %s", f"trial {link.number}: " if link else "", run.info.run_id, line)
     if not multirun:

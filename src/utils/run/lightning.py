@@ -104,18 +104,17 @@ class LightningLearner:
         else:  # fast_dev_run or no checkpoint callback: the last epoch is the best we have
             best_score = float(trainer.callback_metrics[fold.cfg.monitor])
         self.model.eval()
-        scores, test_scores = self.outputs(fold, val_outputs.outputs_for(best_ckpt, len(fold.features.split(
-            fold.fold)[1])))
+        valid_idx = fold.features.split(fold.fold)[1]
+        scores, test_scores = self.outputs(fold, valid_idx, val_outputs.outputs_for(best_ckpt, len(valid_idx)))
         log.info("%sbest %s = %.4f (%s)", fold.label, fold.cfg.monitor, best_score, best_ckpt or "no checkpoint")
-        return FoldResult(fold.fold, best_score, self.model, fold.features.split(fold.fold)[1], scores,
-                          [best_ckpt] if best_ckpt else [], fold.link is not None and fold.link.pruned_at is not None,
-                          test_scores)
+        return FoldResult(fold.fold, best_score, self.model, valid_idx, scores, [best_ckpt] if best_ckpt else [],
+                          fold.link is not None and fold.link.pruned_at is not None, test_scores)
 
-    def outputs(self, fold: Fold, outputs: Any) -> tuple[Any, Any]:
+    def outputs(self, fold: Fold, valid_idx: Any, outputs: Any) -> tuple[Any, Any]:
         """The validation rows' scores (the best epoch's outputs; the fold predicted again through the data module's
         val_dataloader only when validation did not cover it at that checkpoint: limited validation batches, a
         resumed fit, fast_dev_run), and the test rows' when asked."""
-        task, valid_idx = fold.competition.task, fold.features.split(fold.fold)[1]
+        task = fold.competition.task
         predictor = None
         if outputs is None:
             predictor = predict_trainer(str(fold.cfg.trainer.get("accelerator", "cpu")))

@@ -20,8 +20,6 @@ from typing import Any
 import mlflow  # the entry point's set-up (src/utils/cli/setup.py) has turned MLflow's telemetry off before this
 
 from src.utils.core.paths import MLRUNS_DIR, ROOT
-
-# the store's home (a copied or moved workspace) is read without MLflow: entry scripts check it before it loads
 from src.utils.track.liveness import end_dead_runs_of
 from src.utils.track.store import check_store_home as _check_store_home
 from src.utils.track.store import tracking_uri
