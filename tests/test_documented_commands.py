@@ -454,7 +454,7 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             assert "submission" in out and res.returncode == 0, out[-3000:]
         if how == "bench" and "--profile" in text:  # a trial's time outside training, and the profile written
             assert re.search(r"^1 profiled trial\(s\): [\d.]+ s each .* Trainer\.fit [\d.]+ s", out, re.M), out
-            assert "utils/run/harness.py" in out and "log_oof" in out, out
+            assert "utils/run/harness.py" in out and "utils/run/records.py" in out, out
             assert pstats.Stats(re.search(r"^profile: (\S+\.prof)$", out, re.M).group(1)).total_tt > 0
         elif how == "bench":  # a report with every figure, written where the benchmark says
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())

@@ -63,6 +63,7 @@ class Inputs:
     folds: list[int]
     competition: Competition
     ckpt_path: str | None
+    lineage: dict[str, str]  # the features' lineage tags; reading them checks the features are not stale
 
 
 def checked_inputs(cfg: DictConfig, schema: type[TrainConfig]) -> Inputs:
@@ -71,7 +72,7 @@ def checked_inputs(cfg: DictConfig, schema: type[TrainConfig]) -> Inputs:
     features = load_features(cfg.feature_dir)
     folds = folds_to_run(cfg.fold, features.n_folds)
     return Inputs(features, folds, competition_of(cfg, features),
-                  checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs")))
+                  checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs")), features.lineage())
 
 
 def competition_of(cfg: DictConfig, features: Features) -> Competition:
@@ -128,7 +129,7 @@ def opened_run(cfg: DictConfig, build: Build, inputs: Inputs, link: TrialLink | 
                      path=experiment_dir(build).relative_to(ROOT).as_posix()) as run:
         if link is not None:
             mlflow.set_tags(link.attach(run.info.run_id))
-        mlflow.set_tags({**inputs.features.lineage(), "competition": inputs.competition.name,
+        mlflow.set_tags({**inputs.lineage, "competition": inputs.competition.name,
                          "task": inputs.competition.task.kind, "competition_metric": inputs.competition.metric.name})
         records.log_run_files(cfg, experiment_dir(build), inputs.features, inputs.folds, inputs.competition)
         os.environ[RUN_ENV] = run.info.run_id  # DDP processes started from here train into the same folders
