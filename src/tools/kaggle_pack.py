@@ -217,10 +217,7 @@ def pack_run(run_id: str, dataset: Path) -> dict:
     features = run_features(run)
     dataset_manifest = read_json(resolve(features.manifest["dataset"]["dir"]) / "manifest.json")
     stages = {"dataset": stage_of(dataset_manifest, "dataset"), "feature": stage_of(features.manifest, "feature")}
-    fold_all = str(run.params.get("fold")) == "all"
-    names = [f"model_fold{k}" for k in run.tags.get("fold_models", "").split(",") if k] if fold_all else ["model"]
-    if fold_all and not names:
-        names = [f"model_fold{k}" for k in range(features.n_folds)]
+    names = [f"model_fold{k}" for k in run.folds] if str(run.params.get("fold")) == "all" else ["model"]
     (dataset / "models").mkdir(parents=True)
     for name in names:
         local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{name}"))
@@ -228,12 +225,6 @@ def pack_run(run_id: str, dataset: Path) -> dict:
     mlflow.artifacts.download_artifacts(f"runs:/{run_id}/code", dst_path=str(dataset))  # -> dataset/code
     code = dataset / "code"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    if not (code / "src" / "utils" / "inference.py").is_file():  # a run logged before packs ran its own code
-        for shared in ("utils", "tasks"):
-            shutil.rmtree(code / "src" / shared, ignore_errors=True)
-            shutil.copytree(ROOT / "src" / shared, code / "src" / shared, ignore=ignore)
-        print(f"note: run {run_id[:8]} was logged before packed inference existed; packing today's src/utils "
-              f"with its own model folder")
     for stage, info in stages.items():  # the stage folders, and the modules of their stage they import
         shutil.copytree(ROOT / "src" / stage / info["folder"], code / "src" / stage / info["folder"],
                         ignore=ignore, dirs_exist_ok=True)

@@ -59,17 +59,16 @@ def check_lineage(tags: dict[str, str], config: dict) -> None:
                              f"had them (same raw data and configs): {' && '.join([*steps, rebuild_features])}")
 
 
-def shadow_workspace(code: Path, folder: str, config_yaml: str, competition: tuple[str, str] | None,
+def shadow_workspace(code: Path, folder: str, config_yaml: str, competition: tuple[str, str],
                      entry: str = "train.py") -> Path:
     """The logged code as a workspace of its own (its `src`, the run's config and competition file) that reads and
     writes this workspace's data, logs and outputs; returns its entry script (train.py, blend.py)."""
     config_dir = code / "config" / Path(folder).relative_to("src")
     config_dir.mkdir(parents=True)
     (config_dir / "config.yaml").write_text(config_yaml)
-    if competition is not None:
-        name, text = competition
-        (code / "config" / "competition").mkdir(parents=True)
-        (code / "config" / "competition" / f"{name}.yaml").write_text(text)
+    name, text = competition
+    (code / "config" / "competition").mkdir(parents=True)
+    (code / "config" / "competition" / f"{name}.yaml").write_text(text)
     for name in ("_data", "logs", "outputs", "multirun"):
         os.symlink(ROOT / name, code / name)
     return code / folder / entry
@@ -106,20 +105,16 @@ def finished_run(client: MlflowClient, run_id: str) -> Run:
     return run
 
 
-def logged_competition(client: MlflowClient, run_id: str, config: dict, tags: dict[str, str],
-                       tmp: str) -> tuple[str, str] | None:
-    """(name, text) of the competition file the run used: its logged copy, or today's where none was logged."""
+def logged_competition(client: MlflowClient, run_id: str, tags: dict[str, str], tmp: str) -> tuple[str, str]:
+    """(name, text) of the competition file the run used: its logged copy, not today's file."""
     from mlflow.exceptions import MlflowException
 
-    if not (config.get("competition") or tags.get("competition")):
-        return None
-    name = str(config.get("competition") or tags.get("competition"))
-    try:
-        return name, Path(client.download_artifacts(run_id, "competition.yaml", tmp)).read_text()
-    except (MlflowException, OSError):
-        from src.utils.core.paths import CONFIG_DIR
+    from src.utils.track.formats import older_run
 
-        return name, (CONFIG_DIR / "competition" / f"{name}.yaml").read_text()
+    try:
+        return tags["competition"], Path(client.download_artifacts(run_id, "competition.yaml", tmp)).read_text()
+    except (KeyError, MlflowException, OSError) as exc:
+        raise older_run(run_id, "competition tag and competition.yaml") from exc
 
 
 def run_again(client: MlflowClient, run_id: str, run: Run, tmp: str) -> tuple[str, str]:
@@ -140,7 +135,7 @@ def run_again(client: MlflowClient, run_id: str, run: Run, tmp: str) -> tuple[st
     if not ensemble:
         check_lineage(tags, config)
     code = Path(client.download_artifacts(run_id, "code", tmp))
-    competition = logged_competition(client, run_id, config, tags, tmp)
+    competition = logged_competition(client, run_id, tags, tmp)
     train_py = shadow_workspace(code, folder, Path(config_file).read_text(), competition,
                                 "blend.py" if ensemble else "train.py")
     out_dir = ROOT / "outputs" / f"{Path(folder).name}-rerun" / run_id[:8] / datetime.now().strftime(

@@ -229,7 +229,7 @@ def test_the_package_has_blend_and_nothing_else_by_attribute() -> None:
 
 # --- member checks ----------------------------------------------------------------------------------------------------
 def run(run_id: str = "abcdef1234567890", status: str = "FINISHED", fold: str = "all", **tags: str):
-    base = {"stage": "model", "competition": "digit-recognizer", "folds_hash": "f" * 64}
+    base = {"stage": "model", "competition": "digit-recognizer", "task": "multiclass", "folds_hash": "f" * 64}
     return SimpleNamespace(info=SimpleNamespace(run_id=run_id, run_name="model01 #3", status=status),
                            data=SimpleNamespace(tags={**base, **tags}, params={"fold": fold}))
 
@@ -249,7 +249,6 @@ def members():
     ({"status": "FAILED"}, "ended FAILED; only FINISHED runs can be members"),
     ({"fold": "0"}, "was trained on fold 0 only"),
     ({"competition": "diabetes-sample"}, "belongs to competition diabetes-sample, this ensemble to digit-recognizer"),
-    ({"folds_hash": ""}, "records no folds_hash"),
 ])
 def test_check_member_is_one_error_line_naming_the_member(members, kw: dict, message: str) -> None:
     Member, check_member, competition = members
@@ -259,6 +258,13 @@ def test_check_member_is_one_error_line_naming_the_member(members, kw: dict, mes
         check_member(m, competition, None)
     assert str(exc.value).startswith("member abcdef12 (model01 #3, from run) ")
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_member_older_than_the_oldest_run_format_is_refused(members) -> None:
+    Member, check_member, competition = members
+    with pytest.raises(WorkspaceError, match=r"^run abcdef12 was logged by an older version of this workspace \(it "
+                                             r"records no tag folds_hash\); .* commit 686a27a"):
+        check_member(Member(run(folds_hash=""), "run"), competition, None)
 
 
 def test_check_member_compares_the_folds_with_the_first_member(members) -> None:

@@ -28,15 +28,13 @@ def loaded(params: dict | None = None, tags: dict | None = None, config: dict | 
 
 
 # --- LoadedRun --------------------------------------------------------------------------------------------------------
-def test_folder_and_raw_outputs_come_from_the_tags() -> None:
-    run = loaded(tags={"experiment_folder": "src/model/model01", "task": "multiclass"})
-    assert run.folder == "src/model/model01" and run.raw_outputs is True
-    old = loaded()
-    assert old.folder == "" and old.raw_outputs is False  # logged before tasks: probabilities from predict_step
+def test_the_folder_comes_from_the_tags() -> None:
+    assert loaded(tags={"experiment_folder": "src/model/model01"}).folder == "src/model/model01"
 
 
 def test_a_single_fold_run_predicts_with_its_model() -> None:
-    assert loaded(params={"fold": "2"}).fold_models(5) == ["the model"]
+    run = loaded(params={"fold": "2"})
+    assert run.fold_models() == ["the model"] and run.folds == [2]
     assert loaded().fold_models() == ["the model"]
 
 
@@ -49,11 +47,17 @@ def test_a_fold_all_run_predicts_with_its_fold_models(monkeypatch) -> None:
 
     monkeypatch.setattr(LoadedRun, "model_named", model_named)
     run = loaded(params={"fold": "all"}, tags={"fold_models": "0,2,3"})
-    assert run.fold_models(5) == ["loaded model_fold0", "loaded model_fold2", "loaded model_fold3"]
-    asked.clear()
-    older = loaded(params={"fold": "all"})  # logged before the fold_models tag: every fold of the features
-    assert older.fold_models(3) == ["loaded model_fold0", "loaded model_fold1", "loaded model_fold2"]
-    assert asked == ["model_fold0", "model_fold1", "model_fold2"]
+    assert run.folds == [0, 2, 3]
+    assert run.fold_models() == ["loaded model_fold0", "loaded model_fold2", "loaded model_fold3"]
+    assert asked == ["model_fold0", "model_fold2", "model_fold3"]
+
+
+def test_a_run_older_than_the_oldest_format_is_one_error_naming_the_commit_that_reads_it() -> None:
+    older = loaded(params={"fold": "all"})  # logged before the fold_models tag
+    with pytest.raises(WorkspaceError, match=r"^run 01234567 was logged by an older version of this workspace \(it "
+                                             r"records no tag fold_models\); this code reads runs logged since "
+                                             r"commit ee0232e \(2026-11-30\): read it with commit 686a27a "):
+        older.fold_models()
 
 
 def test_history_is_sorted_by_step() -> None:
@@ -81,8 +85,9 @@ def test_run_features_are_the_features_the_run_was_trained_on(tmp_path: Path) ->
     content = read_json(folder / "manifest.json")["content_hash"]
     run = loaded(config={"feature_dir": str(folder)}, tags={"feature09_hash": content})
     assert run_features(run).content_hash == content
-    untagged = loaded(config={"feature_dir": str(folder)})  # no hash recorded: nothing to compare
-    assert run_features(untagged).dir == folder
+    untagged = loaded(config={"feature_dir": str(folder)})  # logged before runs named their features' hash
+    with pytest.raises(WorkspaceError, match="records no tag feature09_hash"):
+        run_features(untagged)
 
 
 def test_run_features_refuses_features_that_changed_since(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""src.utils.track: liveness (why a run is dead), secrets and flattening of params, the SQLite store's home."""
+"""src.utils.track: liveness (why a run is dead), secrets and flattening of params, the SQLite store's home, the
+oldest run format."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from src.utils.core.errors import WorkspaceError
-from src.utils.track import liveness, store
+from src.utils.track import formats, liveness, store
 from src.utils.track.liveness import maybe_running, process_start, process_tags, seconds, why_dead
 from src.utils.track.store import DEFAULT_TRACKING_URI, relocate_store, store_home, tracking_uri
 from src.utils.track.tracking import flatten, is_secret_name, redact
@@ -269,3 +270,29 @@ def test_landing_counts_active_runs_and_picks_the_latest_experiment(tmp_path: Pa
     with sqlite3.connect(db) as con:
         con.execute("DELETE FROM runs WHERE experiment_id = 1")
     assert store.landing(db) == (2, (2, "__debug__"))
+
+
+# --- the oldest run format ----------------------------------------------------------------------------------------
+def test_a_training_run_with_the_format_tags_is_read() -> None:
+    formats.check_training_run("f" * 32, {"competition": "digit-recognizer", "task": "multiclass",
+                                          "folds_hash": "ab" * 32})
+
+
+@pytest.mark.parametrize("missing", [("task",), ("competition", "folds_hash"), ("competition", "task", "folds_hash")])
+def test_a_training_run_without_them_is_one_error_naming_the_commit_that_reads_it(missing) -> None:
+    tags = {t: "x" for t in formats.TRAINING_TAGS if t not in missing}
+    with pytest.raises(WorkspaceError) as exc:
+        formats.check_training_run("0123456789abcdef" * 2, tags)
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith("run 01234567 was logged by an older version")
+    assert f"records no tag {', '.join(missing)})" in message
+    assert "since commit ee0232e (2026-11-30)" in message and "git worktree add ../workspace-686a27a 686a27a" in message
+
+
+def test_the_commits_the_format_names_exist() -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    for commit in (formats.OLDEST, formats.READS_OLDER):
+        out = subprocess.run(["git", "-C", str(root), "cat-file", "-t", commit], capture_output=True, text=True)
+        assert out.stdout.strip() == "commit", commit

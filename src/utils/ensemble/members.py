@@ -1,11 +1,9 @@
 """An ensemble's members: resolved from the config (run_ids, sweeps' top trials, experiments' top runs), each
 checked before anything is computed (a FINISHED fold=all run of the competition, on the same folds, with its OOF
-predictions), and their arrays read once (OOF scores, test scores: made from a member's logged code and models,
-as predict.py would, when it was logged without them)."""
+predictions), and their arrays read once (OOF and test scores, as the member's training run logged them)."""
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +18,7 @@ from omegaconf import DictConfig
 from src.utils.competition.spec import Competition
 from src.utils.core.errors import WorkspaceError
 from src.utils.data.cv import folds_hash
-
-log = logging.getLogger(__name__)
+from src.utils.track.formats import check_training_run, older_run
 
 
 @dataclass
@@ -132,6 +129,7 @@ def check_member(m: Member, competition: Competition, reference: Member | None) 
     if tags.get("stage") != "model":
         raise WorkspaceError(f"{m.where()} is not a training run (stage {tags.get('stage', '-')}); members are runs "
                              f"of src/model/*/train.py with fold=all")
+    check_training_run(m.run_id, tags)
     if tags.get("optuna_state") == "PRUNED":
         raise WorkspaceError(f"{m.where()} was pruned at {tags.get('pruned_at', '?')} and has no OOF predictions; "
                              f"leave it out, or pick a trial that finished")
@@ -144,9 +142,6 @@ def check_member(m: Member, competition: Competition, reference: Member | None) 
     if tags.get("competition") != competition.name:
         raise WorkspaceError(f"{m.where()} belongs to competition {tags.get('competition', '-')}, this ensemble to "
                              f"{competition.name}; leave it out, or set competition= to the members' one")
-    if not tags.get("folds_hash"):
-        raise WorkspaceError(f"{m.where()} records no folds_hash (logged by an older version), so its folds cannot "
-                             f"be compared; train it again with fold=all")
     if reference is not None and tags["folds_hash"] != reference.run.data.tags["folds_hash"]:
         raise WorkspaceError(f"{m.where()} was trained on other folds (folds_hash {tags['folds_hash'][:12]}) than "
                              f"{reference.where()} ({reference.run.data.tags['folds_hash'][:12]}); members must "
@@ -161,36 +156,17 @@ def _download(run_id: str, path: str, dst: Path) -> Path | None:
         return None
 
 
-def _oof_from_csv(path: Path, competition: Competition) -> dict[str, np.ndarray]:
-    """A run logged before `predictions/oof.npz`: the OOF columns back into rows, folds, truth and scores."""
-    import pyarrow.csv as pacsv
-
-    frame = pacsv.read_csv(path).to_pandas()
-    task = competition.task
-    score_cols = list(task.score_columns(np.zeros((1, task.width)))) or [f"pred_{t}" for t in task.targets]
-    return {"rows": frame["row"].to_numpy(), "folds": frame["fold"].to_numpy(),
-            "y": frame[task.targets].to_numpy().squeeze(1) if len(task.targets) == 1 else frame[task.targets]
-            .to_numpy(), "scores": frame[score_cols].to_numpy(np.float64)}
-
-
-def member_test_scores(m: Member, competition: Competition) -> tuple[np.ndarray, pd.DataFrame]:
-    """Test scores of a member logged without them: its logged code and models on its features (checked to be the
-    ones it was trained on), as predict.py does; attached to the member so this happens once."""
-    from src.utils.predict.reload import load_run
-    from src.utils.predict.submission import run_features, test_scores
-
-    log.info("%s logged no test predictions: predicting them with its logged code and models", m.where())
-    run = load_run(m.run_id)
-    features = run_features(run)
-    scores = test_scores(run, features)
-    ids = features.test_ids(competition.ids)
-    client = mlflow.MlflowClient()
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "test_scores.npy", scores)
-        client.log_artifact(m.run_id, str(Path(tmp) / "test_scores.npy"), artifact_path="predictions")
-        ids.to_csv(Path(tmp) / "test_ids.csv", index=False)
-        client.log_artifact(m.run_id, str(Path(tmp) / "test_ids.csv"), artifact_path="predictions")
-    return scores, ids
+def _member_files(m: Member, competition: Competition, tmp: Path) -> tuple[dict, np.ndarray, pd.DataFrame]:
+    """A member's OOF arrays, test scores and test ids, as its training run logged them."""
+    files = {name: _download(m.run_id, name, tmp) for name in ("predictions/oof.npz", "predictions/test_scores.npy",
+                                                               "test_predictions.csv")}
+    missing = [name for name, path in files.items() if path is None]
+    if missing:
+        raise older_run(m.run_id, " or ".join(missing))
+    with np.load(files["predictions/oof.npz"]) as z:
+        oof = {k: z[k] for k in ("rows", "folds", "y", "scores")}
+    return (oof, np.load(files["predictions/test_scores.npy"]),
+            pd.read_csv(files["test_predictions.csv"], usecols=competition.ids))
 
 
 def load_arrays(members: list[Member], competition: Competition) -> Arrays:
@@ -199,24 +175,7 @@ def load_arrays(members: list[Member], competition: Competition) -> Arrays:
     ref: tuple[Member, np.ndarray, np.ndarray, np.ndarray, pd.DataFrame] | None = None
     for m in members:
         with tempfile.TemporaryDirectory() as tmp:
-            npz = _download(m.run_id, "predictions/oof.npz", Path(tmp))
-            if npz is not None:
-                with np.load(npz) as z:
-                    oof = {k: z[k] for k in ("rows", "folds", "y", "scores")}
-            else:
-                csv = _download(m.run_id, "oof_predictions.csv", Path(tmp))
-                if csv is None:
-                    raise WorkspaceError(f"{m.where()} has no OOF predictions (oof_predictions.csv); train it again "
-                                         f"with fold=all")
-                oof = _oof_from_csv(csv, competition)
-            test = _download(m.run_id, "predictions/test_scores.npy", Path(tmp))
-            ids_file = _download(m.run_id, "predictions/test_ids.csv", Path(tmp)) or _download(
-                m.run_id, "test_predictions.csv", Path(tmp))
-            if test is not None and ids_file is not None:
-                m.test = np.load(test)
-                ids = pd.read_csv(ids_file, usecols=competition.ids)
-            else:
-                m.test, ids = member_test_scores(m, competition)
+            oof, m.test, ids = _member_files(m, competition, Path(tmp))
         rows, folds = oof["rows"].astype(np.int64), oof["folds"].astype(np.int64)
         vector = np.full(int(rows.max()) + 1, -1, dtype=np.int64)
         vector[rows] = folds

@@ -30,6 +30,7 @@ from src.utils.core import collector
 from src.utils.core.errors import WorkspaceError
 from src.utils.core.hashing import tree_sha256
 from src.utils.core.paths import ROOT
+from src.utils.track.formats import check_training_run, older_run
 from src.utils.track.tracking import setup_mlflow
 
 log = logging.getLogger(__name__)
@@ -50,63 +51,51 @@ class LoadedRun:
     tags: dict[str, str]
     status: str
     code_changed: bool = False
-    code_dir: Path | None = None
+    code_dir: Path | None = None  # the run's logged code (its `code/` folder); set by load_run
     _client: Any = field(default=None, repr=False)
 
     @property
     def folder(self) -> str:
         return self.tags.get("experiment_folder", "")
 
-    @property
-    def raw_outputs(self) -> bool:
-        """Whether the run's predict_step returns raw outputs for the task to activate: every run that records its
-        task; a run logged before (no `task` tag) returned class probabilities from predict_step."""
-        return "task" in self.tags
-
     def model_named(self, name: str) -> Any:
         """Another model of the run (`model_fold<k>` of a fold=all run), loaded with the run's code."""
         return load_run(self.run_id, model_name=name, allow_failed=True).model
 
-    def fold_models(self, n_folds: int | None = None) -> list[Any]:
+    @property
+    def folds(self) -> list[int]:
+        """The folds whose models the run logged: each fold's of a fold=all run (its `fold_models` tag), else the
+        one it was trained on."""
+        if str(self.params.get("fold")) != "all":
+            return [int(self.params.get("fold", 0))]
+        if not self.tags.get("fold_models"):
+            raise older_run(self.run_id, "tag fold_models")
+        return [int(k) for k in self.tags["fold_models"].split(",")]
+
+    def fold_models(self) -> list[Any]:
         """The models that make the run's test predictions: each fold's for a fold=all run, else its model."""
         if str(self.params.get("fold")) != "all":
             return [self.model]
-        folds = self.tags.get("fold_models")  # "0,1,2,3,4"; runs logged before the tag: every fold of the features
-        ks = [int(k) for k in folds.split(",")] if folds else list(range(int(n_folds or 0)))
-        return [self.model_named(f"model_fold{k}") for k in ks]
+        return [self.model_named(f"model_fold{k}") for k in self.folds]
 
     def datamodule(self, features: Any, fold: int = 0, **overrides: Any) -> Any:
         """The run's data module (its config's `data` node, built with the code logged with the run)."""
         from src.utils.config.targets import instantiate
 
-        own = (f"{self.folder.split('/')[0]}.*",) if self.folder else ()  # the run's own code is trusted too
+        own = (f"{self.folder.split('/')[0]}.*",)  # the run's own code is trusted too
         kwargs = {"features": features, "fold": fold, **overrides, "trusted": own}
-        if self.code_dir is not None and self.folder and (self.code_dir / self.folder).is_dir():
-            with _logged_package(self.code_dir, self.folder.replace("/", ".")):
-                return instantiate(self.config.data, **kwargs)
-        return instantiate(self.config.data, **kwargs)
+        with _logged_package(self.code_dir, self.folder.replace("/", ".")):
+            return instantiate(self.config.data, **kwargs)
 
     def competition(self) -> Any:
-        """The competition as the run read it (its competition.yaml), else the one its config or features name."""
+        """The competition as the run read it (its competition.yaml), not today's file."""
         from src.utils.competition import spec as competitions
-        name = self.tags.get("competition") or self.config.get("competition")
+
         try:
             text = Path(mlflow.artifacts.download_artifacts(f"runs:/{self.run_id}/competition.yaml")).read_text()
-            return competitions.from_yaml(name or "logged", text)
-        except (MlflowException, OSError):
-            pass
-        if not name:  # a run logged before competitions were config: its features', else its folder's today
-            from src.utils.core.paths import CONFIG_DIR
-            from src.utils.data.features import load_features
-
-            name = load_features(self.config.feature_dir).competition
-            folder_config = CONFIG_DIR / Path(self.folder).relative_to("src") / "config.yaml" if self.folder else None
-            if not name and folder_config is not None and folder_config.is_file():
-                name = OmegaConf.load(folder_config).get("competition")
-        if not name:
-            raise WorkspaceError(f"run {self.run_id[:8]} names no competition and its features none either; rebuild "
-                                 f"the features with competition: <name> in their dataset's config")
-        return competitions.load(name)
+        except (MlflowException, OSError) as exc:
+            raise older_run(self.run_id, "competition.yaml") from exc
+        return competitions.from_yaml(self.tags["competition"], text)
 
     def history(self, metric: str) -> pd.DataFrame:
         """Per-epoch values of `metric` (step, value), e.g. run.history(run.config.monitor)."""
@@ -152,6 +141,8 @@ def load_run(run_id: str, model_name: str = "model", allow_failed: bool = False)
                              f"trusted; pick a FINISHED run, or pass allow_failed=True to look at it anyway")
     if run.info.status == "RUNNING":
         raise WorkspaceError(f"run {run_id} (experiment {experiment}) is still RUNNING; wait until it ends")
+    if run.data.tags.get("stage") == "model":
+        check_training_run(run_id, run.data.tags)
     try:
         local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{model_name}"))
     except (MlflowException, OSError) as exc:
@@ -159,27 +150,24 @@ def load_run(run_id: str, model_name: str = "model", allow_failed: bool = False)
                              f"models are logged by training runs (src/model/*/train.py), not by sweep "
                              f"parents or data stages") from exc
     folder = run.data.tags.get("experiment_folder", "")
-    code_changed = False
     code_dir = local / "code"
-    if folder and (code_dir / folder).is_dir():
-        logged, today = run.data.tags.get("code_hash"), (ROOT / folder)
-        if not today.is_dir() or tree_sha256(today) != logged:
-            code_changed = True
-            warnings.warn(f"{folder} differs from the code run {run_id[:8]} was trained with; the model is "
-                          f"loaded with the code logged with the run", CodeChangedWarning, stacklevel=2)
-        with _logged_package(code_dir, folder.replace("/", ".")):
-            model = mlflow.pytorch.load_model(str(local), map_location="cpu")
-    else:
-        model = mlflow.pytorch.load_model(str(local), map_location="cpu")
-    model.eval()
+    if not folder or not (code_dir / folder).is_dir():
+        raise older_run(run_id, f"code with its model {model_name!r}")
     try:
         config = OmegaConf.load(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/config.yaml"))
-    except (MlflowException, OSError):
-        config = OmegaConf.create({})
+    except (MlflowException, OSError) as exc:
+        raise older_run(run_id, "config.yaml") from exc
+    logged, today = run.data.tags.get("code_hash"), (ROOT / folder)
+    code_changed = not today.is_dir() or tree_sha256(today) != logged
+    if code_changed:
+        warnings.warn(f"{folder} differs from the code run {run_id[:8]} was trained with; the model is "
+                      f"loaded with the code logged with the run", CodeChangedWarning, stacklevel=2)
+    with _logged_package(code_dir, folder.replace("/", ".")):
+        model = mlflow.pytorch.load_model(str(local), map_location="cpu")
+    model.eval()
     return LoadedRun(run_id=run_id, experiment=experiment, model=model, config=config,
                      metrics=dict(run.data.metrics), params=dict(run.data.params), tags=dict(run.data.tags),
-                     status=run.info.status, code_changed=code_changed,
-                     code_dir=code_dir if code_dir.is_dir() else None, _client=client)
+                     status=run.info.status, code_changed=code_changed, code_dir=code_dir, _client=client)
 
 
 def best_run_id(experiment: str, metric: str | None = None, mode: str | None = None) -> str:

@@ -25,6 +25,7 @@ from src.utils.core.io import atomic_file
 from src.utils.core.paths import shown
 from src.utils.data.features import Features, load_features
 from src.utils.predict.reload import LoadedRun, best_run_id, load_run
+from src.utils.track.formats import older_run
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ def run_features(run: LoadedRun) -> Features:
     """The features the run was trained on, as they are today: refused when they have changed since."""
     features = load_features(run.config.feature_dir)
     trained_on = run.tags.get(f"{features.name}_hash")
-    if trained_on and trained_on != features.content_hash:
+    if not trained_on:
+        raise older_run(run.run_id, f"tag {features.name}_hash")
+    if trained_on != features.content_hash:
         raise WorkspaceError(f"run {run.run_id[:8]} was trained on {features.name} {trained_on[:12]} but "
                              f"{shown(features.dir)} now holds {features.content_hash[:12]}; rebuild the features "
                              f"the run used (same dataset and config) or predict with a newer run")
@@ -46,12 +49,11 @@ def test_scores(run: LoadedRun, features: Features, batch_size: int | None = Non
 
     competition = run.competition()
     overrides = {"batch_size": batch_size} if batch_size else {}
-    loader = test_loader(run.datamodule(features, 0, **overrides), features, batch_size or 1024)
-    models = run.fold_models(features.n_folds)
+    loader = test_loader(run.datamodule(features, 0, **overrides))
+    models = run.fold_models()
     log.info("predicting the test rows with %d model(s) of run %s", len(models), run.run_id)
     accelerator = str(run.config.get("trainer", {}).get("accelerator", "cpu"))
-    return predict_scores(models, loader, competition.task, competition.fold_models, predict_trainer(accelerator),
-                          raw=run.raw_outputs)
+    return predict_scores(models, loader, competition.task, competition.fold_models, predict_trainer(accelerator))
 
 
 @exit_on_user_error

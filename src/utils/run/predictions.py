@@ -30,21 +30,14 @@ def predict_outputs(model: pl.LightningModule, loader: Any, trainer: pl.Trainer 
 
 
 def predict_scores(models: list[pl.LightningModule], loader: Any, task, rule: str = "mean",
-                   trainer: pl.Trainer | None = None, raw: bool = True) -> np.ndarray:
-    """Scores of several models (the folds of a run) on the same rows, combined by `rule` (mean or median).
-    `raw=False`: the models' predict_step already returns scores (runs logged before tasks were config)."""
+                   trainer: pl.Trainer | None = None) -> np.ndarray:
+    """Scores of several models (the folds of a run) on the same rows, combined by `rule` (mean or median)."""
     trainer = trainer or predict_trainer()
-    score = task.activate if raw else task.as_2d
-    return task.combine([score(predict_outputs(m, loader, trainer)) for m in models], rule)
+    return task.combine([task.activate(predict_outputs(m, loader, trainer)) for m in models], rule)
 
 
-def test_loader(datamodule: pl.LightningDataModule, features, batch_size: int = 1024) -> Any:
-    """The data module's predict_dataloader (the test rows); for a data module logged before data modules
-    predicted (array features only), the feature folder's test_x in batches, as predictions were made then."""
-    from pytorch_lightning.utilities.model_helpers import is_overridden
-    from torch.utils.data import DataLoader, TensorDataset
-
+def test_loader(datamodule: pl.LightningDataModule, *_: Any) -> Any:
+    """The data module's predict_dataloader (the test rows), after its `setup("predict")`. (Packed notebooks pass
+    the features and a batch size after the data module, as the code logged with their runs takes them.)"""
     datamodule.setup("predict")
-    if is_overridden("predict_dataloader", datamodule, parent=pl.LightningDataModule):
-        return datamodule.predict_dataloader()
-    return DataLoader(TensorDataset(torch.from_numpy(features.test[0])), batch_size=batch_size)
+    return datamodule.predict_dataloader()

@@ -10,8 +10,9 @@ WORKSPACE_HEARTBEAT_INTERVAL seconds (default 30) while the run lasts.
 process; on another host, only when the heartbeat is older than WORKSPACE_HEARTBEAT_GRACE seconds (default 600).
 It tags them `ended_by`, attaches their log file under logs/ when it is still on disk, and ends them FAILED at
 their last heartbeat (FAILED, not KILLED: KILLED is a run that handled its interrupt and kept its evidence).
-Runs without these tags (logged by older code) are left alone. The first command of a process that opens the store
-calls it (tracking.setup_mlflow), and so does `python -m src.utils.track.liveness` (scripts/mlflow_ui.sh).
+Runs without these tags (made by other code: a notebook, the MLflow UI) are left alone. The first command of a
+process that opens the store calls it (tracking.setup_mlflow), and so does `python -m src.utils.track.liveness`
+(scripts/mlflow_ui.sh).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def why_dead(tags: dict[str, str], now: float, grace: float, own_pids: set[int])
     try:
         age = now - float(tags["heartbeat"])
     except (KeyError, ValueError):
-        return None  # older code: nothing tells
+        return None  # not one of ours (no heartbeat): nothing tells
     if age > grace:
         return f"its process {pid or '?'} on {host or '?'} sent no heartbeat for {age / 60:.0f} min"
     return None

@@ -97,7 +97,7 @@ def get_or_create_experiment(name: str) -> str:
                 raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
-    for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tag existed
+    for key, value in EXPERIMENT_TAGS.items():  # an experiment made elsewhere (the UI, a notebook) lacks them
         if exp.tags.get(key) != value:
             client.set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
