@@ -9,6 +9,14 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 if [[ -f "$ROOT/.env" && "${WORKSPACE_DOTENV:-1}" != 0 && -x "$PY" ]]; then
   eval "$(cd "$ROOT" && "$PY" -m src.utils.core.env)"
 fi
+# The Python helpers the scripts share (standard library only, hence -S; run from the root, where `src` is):
+# `token` prints a new random token (a server's password, Jupyter's token); `redact_uri URI` prints URI with its
+# password as ***; `wait_http URL SECONDS [PID]` returns 0 once URL answers, 1 after SECONDS or once PID is gone.
+ws_helper() { (cd "$ROOT" && "$PY" -S -m "src.utils.core.$1" "${@:2}"); }
+token() { ws_helper redaction token; }
+redact_uri() { ws_helper redaction uri "$1"; }
+wait_http() { ws_helper servers "$@"; }
+
 require_venv() {
   if [[ ! -x "$PY" ]]; then
     echo "error: the workspace environment is missing ($PY); run: bash scripts/setup.sh" >&2

@@ -72,7 +72,7 @@ configure() {
   fi
   chmod 400 "$DIR/munge/munge.key"
   if [[ ! -s "$DIR/mariadb/password" ]]; then
-    (umask 077; "$PY" -S -c 'import secrets; print(secrets.token_hex(16))' > "$DIR/mariadb/password")
+    (umask 077; token > "$DIR/mariadb/password")
   fi
   local node cpus sockets cores threads mem
   node=$(hostname -s)

@@ -38,7 +38,7 @@ if [[ ! -f "$kdir/kernel.json" || "$(cat "$kdir/kernel.json")" != "$kspec" ]]; t
   cp -n "$ROOT/.venv/share/jupyter/kernels/python3/"logo-* "$kdir/" 2>/dev/null || true
 fi
 
-export JUPYTER_TOKEN="${JUPYTER_TOKEN:-$("$PY" -S -c 'import secrets; print(secrets.token_urlsafe(24))')}"
+export JUPYTER_TOKEN="${JUPYTER_TOKEN:-$(token)}"
 echo "JupyterLab: http://$HOST:$PORT/lab?token=$JUPYTER_TOKEN  (root: $ROOT, kernel: $KERNEL; Ctrl-C to stop)"
 
 # Containers (Docker, Kaggle/Colab-style images) often run everything as root; Jupyter refuses that unless

@@ -67,21 +67,7 @@ if [[ -n "${landing_id:-}" ]]; then
   # this shell below (the waiter gives up when the server exits or after 2 minutes).
   if [[ $browser == 1 && ( -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ) && -t 1 ]] \
       && command -v xdg-open >/dev/null; then
-    ( "$PY" -S - "http://$url_host:$PORT/health" "$$" <<'EOF' && xdg-open "$landing" >/dev/null 2>&1 ) &
-import os, sys, time, urllib.request
-deadline = time.monotonic() + 120
-while time.monotonic() < deadline:
-    try:
-        urllib.request.urlopen(sys.argv[1], timeout=2)
-        sys.exit(0)
-    except OSError:
-        try:
-            os.kill(int(sys.argv[2]), 0)
-        except OSError:  # the server is gone
-            sys.exit(1)
-        time.sleep(0.3)
-sys.exit(1)
-EOF
+    ( wait_http "http://$url_host:$PORT/health" 120 "$$" && xdg-open "$landing" >/dev/null 2>&1 ) &
   fi
 fi
 

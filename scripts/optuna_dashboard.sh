@@ -21,7 +21,7 @@ if [[ -z "${OPTUNA_STORAGE:-}" && ! -s "$DB" ]]; then
     "poetry run python src/model/model01/train.py -m hparams_search=lr_dropout"
   mkdir -p "$(dirname "$DB")"
 fi
-shown=$("$PY" -S -c 'import sys; from urllib.parse import urlsplit as u; p = u(sys.argv[1]); print(sys.argv[1].replace(":" + p.password + "@", ":***@") if p.password else sys.argv[1])' "$STORAGE")
+shown=$(redact_uri "$STORAGE")
 echo "Optuna dashboard: http://$HOST:$PORT  (storage: $shown; Ctrl-C to stop)"
 cd "$ROOT"
 # run the console script with this workspace's Python (its #! line names the folder the .venv was made in)

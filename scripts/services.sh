@@ -89,7 +89,7 @@ pg_up() {
   ensure_postgres
   mkdir -p "$PG_DIR"
   if [[ ! -f "$PWFILE" ]]; then
-    (umask 077; "$PY" -S -c 'import secrets; print(secrets.token_urlsafe(24))' > "$PWFILE")
+    (umask 077; token > "$PWFILE")
   fi
   chmod 600 "$PWFILE"
   if [[ $(id -u) == 0 ]]; then id postgres >/dev/null 2>&1 || as_pg true; fi
@@ -140,15 +140,8 @@ mlflow_up() {
       --artifacts-destination "$("$PY" -S -c 'import pathlib, sys; print(pathlib.Path(sys.argv[1]).as_uri())' "$ARTIFACTS")" \
       --host "$HOST" --port "$MLFLOW_PORT" --workers 1 >"$MLFLOW_LOG" 2>&1 < /dev/null &
   echo $! > "$MLFLOW_PID"
-  local i
-  for i in $(seq 1 120); do
-    if "$PY" -S -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-        "http://$HOST:$MLFLOW_PORT/health" 2>/dev/null; then
-      return 0
-    fi
-    mlflow_running || die "the MLflow server exited; see ${MLFLOW_LOG#"$ROOT"/}"
-    sleep 0.5
-  done
+  wait_http "http://$HOST:$MLFLOW_PORT/health" 60 "$(cat "$MLFLOW_PID")" && return 0
+  mlflow_running || die "the MLflow server exited; see ${MLFLOW_LOG#"$ROOT"/}"
   die "the MLflow server did not answer within 60 s; see ${MLFLOW_LOG#"$ROOT"/}"
 }
 

@@ -17,13 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from src.tools.bench_experiment import Experiment
 from src.tools.bench_timeline import TIMELINE_TARGET, epoch_stats, trial_stats
 from src.tools.bench_workspace import Copy
+from src.utils.core.servers import wait_http
 
 LR_LOW, LR_HIGH = 1e-4, 1e-2
 SEARCH_SPACE = f"lr=tag(log,interval({LR_LOW},{LR_HIGH}))"
@@ -148,18 +147,13 @@ def time_mlflow_ui(ws: Copy, timeout: float = 180) -> float:
         proc = subprocess.Popen(["bash", str(ws.root / "scripts/mlflow_ui.sh"), str(port)], cwd=ws.cwd,
                                 env=ws.env(), stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"scripts/mlflow_ui.sh exited ({proc.returncode}): {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return time.perf_counter() - t0
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.perf_counter() - t0 > timeout:
-                raise RuntimeError(f"scripts/mlflow_ui.sh did not answer within {timeout:.0f} s; see {log}")
-            time.sleep(0.05)
+        answered = wait_http(f"http://127.0.0.1:{port}/health", timeout, lambda: proc.poll() is None, every=0.05)
+        seconds = time.perf_counter() - t0
+        if proc.poll() is not None:
+            raise RuntimeError(f"scripts/mlflow_ui.sh exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        if not answered:
+            raise RuntimeError(f"scripts/mlflow_ui.sh did not answer within {timeout:.0f} s; see {log}")
+        return seconds
     finally:
         with_group = proc.poll() is None
         if with_group:

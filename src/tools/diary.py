@@ -64,8 +64,8 @@ def _day_bounds_ms(day: date) -> tuple[int, int]:
 
 def fetch_day_runs(day: date) -> DayRuns:
     """Every active run of every experiment that started on `day`; an absent store means no runs, not an error."""
+    from src.utils.core.redaction import redact_uri
     from src.utils.track.tracking import tracking_uri
-    from src.utils.tune.parent import redact_uri
 
     uri = tracking_uri()
     store = redact_uri(uri)

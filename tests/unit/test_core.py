@@ -1,4 +1,5 @@
-"""src.utils.core: atomic writes and JSON, hashing, project paths, the .env reader, user errors, the collector."""
+"""src.utils.core: atomic writes and JSON, hashing, project paths, the .env reader, user errors, the collector,
+redaction."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from src.utils.core import collector, env, paths
 from src.utils.core.errors import WorkspaceError, exit_on_user_error, in_multirun
 from src.utils.core.hashing import file_sha256, files_sha256, json_sha256, tree_sha256
 from src.utils.core.io import atomic_dir, atomic_file, read_json, write_json
+from src.utils.core.redaction import is_secret_name, redact, redact_uri
 
 
 # --- io ---------------------------------------------------------------------------------------------------------------
@@ -291,3 +293,49 @@ def test_pause_and_resume(monkeypatch) -> None:
 def test_json_sha256_matches_a_plain_sorted_dump() -> None:
     obj = {"b": [1, 2], "a": "x"}
     assert json_sha256(obj) == hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+# --- redaction ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "secret"), [
+    ("api_key", True), ("KAGGLE_KEY", True), ("token", True), ("db_password", True), ("passwd", True),
+    ("client_secret", True), ("credentials", True), ("aws_Secret_Access", True),
+    ("lr", False), ("storage", False), ("batch_size", False),
+    ("apiKey", True), ("GITHUB_TOKEN", True), ("mlflow.tracking-password", True),
+    # a word of the name counts, not a word inside one: a tokenizer or a monkey is logged as it is
+    ("monkey", False), ("keyword", False), ("tokenizer", False), ("max_tokens", False), ("keys_per_batch", False),
+])
+def test_is_secret_name(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+def test_redact_hides_secret_values_at_every_depth_and_copies() -> None:
+    cfg = {"lr": 0.1, "api_token": "abc", "db": {"url": "x", "password": "pw", "list": [{"secret": 1}, 2]},
+           "tags": ("a", {"KEY": "k"})}
+    out = redact(cfg)
+    assert out == {"lr": 0.1, "api_token": "***", "db": {"url": "x", "password": "***", "list": [{"secret": "***"}, 2]},
+                   "tags": ["a", {"KEY": "***"}]}
+    assert cfg["db"]["password"] == "pw"  # the original is untouched
+    assert redact("plain") == "plain"
+    assert redact({"password": {"nested": "whole node hidden"}}) == {"password": "***"}
+
+
+def test_redact_uri_hides_the_password_only() -> None:
+    assert redact_uri("postgresql://user:pw@host:5432/db") == "postgresql://user:***@host:5432/db"
+    assert redact_uri("postgresql://user@host/db") == "postgresql://user@host/db"
+    assert redact_uri("postgresql://u:p@ss@host/db") == "postgresql://u:***@host/db"  # an @ in the password
+    assert redact_uri("sqlite:////tmp/optuna.db") == "sqlite:////tmp/optuna.db"
+
+
+def test_the_scripts_token_and_uri_come_from_one_helper() -> None:
+    import subprocess
+
+    from src.utils.core.paths import ROOT
+
+    def helper(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-S", "-m", "src.utils.core.redaction", *args], cwd=ROOT,
+                              capture_output=True, text=True)
+
+    tokens = {helper("token").stdout.strip() for _ in range(2)}
+    assert len(tokens) == 2 and all(len(t) == 32 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
+    assert helper("uri", "postgresql://u:pw@h/db").stdout == "postgresql://u:***@h/db\n"
+    assert helper("nothing").returncode == 2

@@ -15,7 +15,7 @@ from src.utils.core.errors import WorkspaceError
 from src.utils.track import formats, liveness, store
 from src.utils.track.liveness import maybe_running, process_start, process_tags, seconds, why_dead
 from src.utils.track.store import DEFAULT_TRACKING_URI, relocate_store, store_home, tracking_uri
-from src.utils.track.tracking import flatten, is_secret_name, redact
+from src.utils.track.tracking import flatten
 
 NOW = 1_700_000_000.0
 GRACE = 600.0
@@ -135,28 +135,6 @@ def test_maybe_running_reads_a_sqlite_store(tmp_path: Path) -> None:
 
 
 # --- tracking: params -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "secret"), [
-    ("api_key", True), ("KAGGLE_KEY", True), ("token", True), ("db_password", True), ("passwd", True),
-    ("client_secret", True), ("credentials", True), ("aws_Secret_Access", True),
-    ("lr", False), ("storage", False), ("batch_size", False),
-    # a marker anywhere in the name counts: these are redacted too (see the report on over-redaction)
-    ("monkey", True), ("keyword", True), ("tokenizer", True), ("max_tokens", True),
-])
-def test_is_secret_name(name: str, secret: bool) -> None:
-    assert is_secret_name(name) is secret
-
-
-def test_redact_hides_secret_values_at_every_depth_and_copies() -> None:
-    cfg = {"lr": 0.1, "api_token": "abc", "db": {"url": "x", "password": "pw", "list": [{"secret": 1}, 2]},
-           "tags": ("a", {"KEY": "k"})}
-    out = redact(cfg)
-    assert out == {"lr": 0.1, "api_token": "***", "db": {"url": "x", "password": "***", "list": [{"secret": "***"}, 2]},
-                   "tags": ["a", {"KEY": "***"}]}
-    assert cfg["db"]["password"] == "pw"  # the original is untouched
-    assert redact("plain") == "plain"
-    assert redact({"password": {"nested": "whole node hidden"}}) == {"password": "***"}
-
-
 def test_flatten_gives_dotted_names() -> None:
     cfg = {"a": 1, "b": {"c": 2, "d": {"e": [1, 2]}}, "f": {}}
     assert list(flatten(cfg)) == [("a", 1), ("b.c", 2), ("b.d.e", [1, 2])]

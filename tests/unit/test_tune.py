@@ -16,7 +16,7 @@ from src.utils.core.errors import WorkspaceError
 from src.utils.tune.checks import check_pruner, check_resources, check_settings, parse_space
 from src.utils.tune.launch_lines import LaunchLine
 from src.utils.tune.launchers import STATE_REASONS, LostJob, reason
-from src.utils.tune.parent import pruner_name, redact_uri
+from src.utils.tune.parent import pruner_name
 from src.utils.tune.pruners import by_steps, job_pruner
 from src.utils.tune.study import budget
 from src.utils.tune.sweeper import consecutive, quoted
@@ -200,13 +200,6 @@ def test_pruner_name_as_the_parent_shows_it() -> None:
             "folds": {"_target_": "optuna.pruners.WilcoxonPruner"}}
     assert pruner_name(OmegaConf.create({"pruner": {**auto, "fold": "all"}})) == "WilcoxonPruner"
     assert pruner_name(OmegaConf.create({"pruner": {**auto, "fold": 0}})) == "MedianPruner"
-
-
-def test_redact_uri_hides_the_password_only() -> None:
-    assert redact_uri("postgresql://user:pw@host:5432/db") == "postgresql://user:***@host:5432/db"
-    assert redact_uri("postgresql://user@host/db") == "postgresql://user@host/db"
-    assert redact_uri("postgresql://u:p@ss@host/db") == "postgresql://u:***@host/db"  # an @ in the password
-    assert redact_uri("sqlite:////tmp/optuna.db") == "sqlite:////tmp/optuna.db"
 
 
 # --- trial ------------------------------------------------------------------------------------------------------------

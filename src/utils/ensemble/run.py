@@ -198,8 +198,8 @@ def run_description(cfg: DictConfig, result: Blended, competition: Competition) 
 
 
 def log_config_files(t: Path, resolved: dict, competition: Competition, experiment_dir: Path, out_dir: Path) -> None:
+    from src.utils.core.redaction import redact
     from src.utils.track.artifacts import code_snapshot
-    from src.utils.track.tracking import redact
 
     (t / "config.yaml").write_text(OmegaConf.to_yaml(redact(resolved)))
     mlflow.log_artifact(str(t / "config.yaml"))

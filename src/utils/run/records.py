@@ -19,10 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from src.utils.competition.spec import Competition
 from src.utils.core.errors import WorkspaceError
 from src.utils.core.paths import shown
+from src.utils.core.redaction import redact
 from src.utils.data.features import Features
 from src.utils.run.learner import FoldResult, Learner
 from src.utils.track.artifacts import code_snapshot
-from src.utils.track.tracking import log_data_input, redact
+from src.utils.track.tracking import log_data_input
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from typing import Any
 import mlflow  # the entry point's set-up (src/utils/cli/setup.py) has turned MLflow's telemetry off before this
 
 from src.utils.core.paths import MLRUNS_DIR, ROOT
+from src.utils.core.redaction import redact
 from src.utils.track.liveness import end_dead_runs_of
 from src.utils.track.store import check_store_home as _check_store_home
 from src.utils.track.store import tracking_uri
@@ -27,9 +28,6 @@ from src.utils.track.store import tracking_uri
 ARTIFACTS_DIR = MLRUNS_DIR / "artifacts"
 # The UI opens a model-training experiment on its runs (not on the GenAI overview of traces and tokens).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
-SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
-
-
 def browse_hint() -> str:
     """Where a person looks at the runs: this workspace's UI script, or the tracking server."""
     uri = tracking_uri()
@@ -132,20 +130,6 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any
             yield from flatten(value, f"{name}.")
         else:
             yield name, value
-
-
-def is_secret_name(name: str) -> bool:
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
-
-
-def redact(cfg: Any) -> Any:
-    """A copy of a (resolved) config container with the values of secret-looking keys replaced by ***."""
-    if isinstance(cfg, Mapping):
-        return {k: "***" if is_secret_name(str(k)) else redact(v) for k, v in cfg.items()}
-    if isinstance(cfg, list | tuple):
-        return [redact(v) for v in cfg]
-    return cfg
 
 
 def log_params_flat(cfg: Mapping[str, Any]) -> None:

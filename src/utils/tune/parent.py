@@ -21,22 +21,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.core.redaction import redact_uri
 from src.utils.tune.study import budget
 from src.utils.tune.sweeper import SWEEP_FAILED
 
 PARENT_RUN_ENV = "WORKSPACE_SWEEP_PARENT_RUN_ID"
 log = logging.getLogger(__name__)
-
-
-def redact_uri(uri: str) -> str:
-    """A storage URI without its password (postgresql://user:pw@host/db -> postgresql://user:***@host/db)."""
-    if "://" in uri and "@" in uri:
-        scheme, rest = uri.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        if ":" in cred:
-            cred = cred.split(":", 1)[0] + ":***"
-        return f"{scheme}://{cred}@{host}"
-    return uri
 
 
 def experiment_of(config: DictConfig) -> str:
