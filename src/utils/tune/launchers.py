@@ -60,7 +60,7 @@ class LostJob(RuntimeError):
 
     @property
     def killed(self) -> bool:
-        return self.state.split()[0].upper() in KILLED_STATES
+        return bool(self.state.split()) and self.state.split()[0].upper() in KILLED_STATES
 
 
 def reason(state: str) -> str:

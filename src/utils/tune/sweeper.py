@@ -27,6 +27,7 @@ import contextlib
 import functools
 import logging
 import math
+import re
 import sys
 import threading
 import warnings
@@ -84,8 +85,11 @@ def consecutive(trials: list) -> list[list]:
     return groups
 
 def quoted(value: str) -> str:
-    """A string as a quoted Hydra override value."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A string as a quoted Hydra override value. Hydra unescapes backslashes only where they precede a quote or
+    end the value, so only those are doubled (a backslash inside a value stays one), and quotes are escaped."""
+    body = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+    return "'" + body.replace("'", "\\'") + "'"
+
 
 class WorkspaceSweeperImpl(_impl.OptunaSweeperImpl):
     """The official implementation with the trial loop replaced: shared budget, trial handover, pruning."""
