@@ -59,6 +59,19 @@ def test_the_timeline_callback_target_is_this_module() -> None:
     assert hydra.utils.get_method(bench.TIMELINE_TARGET) is bench.timeline_callback
 
 
+@pytest.mark.parametrize("bad", [["--trials", "0"], ["--epochs", "0"], ["--pruning", "--trials", "0"],
+                                 ["--threads", "0"], ["--repeats", "0"]])
+def test_a_count_below_one_is_refused_not_replaced_by_the_default(bad: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(bad)
+    assert exc.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def test_counts_not_given_are_the_sizes_defaults() -> None:
+    assert bench.parse_args([])[2:] == (5, 3)
+    assert bench.parse_args(["--size", "tiny", "--epochs", "4"])[2:] == (2, 4)
+
+
 def test_the_experiment_comes_from_its_folder() -> None:
     exp = experiment("model01")
     assert (exp.train_py, exp.config_dir) == ("src/model/model01/train.py", "config/model/model01")

@@ -153,18 +153,20 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Experiment, 
     args.size = args.size or ("mnist" if args.ensemble else "digits")
     if args.ensemble:
         check_ensemble(parser, args)
-    trials = args.trials or DEFAULT_RUNS[args.size][0]
-    epochs = args.epochs or DEFAULT_RUNS[args.size][1]
+    default = (20, None) if args.pruning else DEFAULT_RUNS[args.size]  # --pruning: the config's n_trials, max_epochs
+    trials = default[0] if args.trials is None else args.trials
+    epochs = default[1] if args.epochs is None else args.epochs
     if args.n_train is not None and (args.size == "digits" or args.n_train < 50):
         parser.error("--n-train N: N >= 50, with a generated size (--size mnist or tiny)")
-    if min(trials, epochs, args.repeats, args.sweep_repeats) < 1 or (args.threads is not None and args.threads < 1):
+    given = [trials, args.repeats, args.sweep_repeats] + [n for n in (epochs, args.threads) if n is not None]
+    if min(given) < 1:
         parser.error("--trials, --epochs, --repeats, --sweep-repeats and --threads must be >= 1")
     try:
         exp = experiment(args.experiment)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.pruning:  # the config's sweep: its n_trials (20) and max_epochs unless given
-        trials, epochs = args.trials or 20, args.epochs or exp.max_epochs
+    if args.pruning:
+        epochs = epochs or exp.max_epochs
         check_pruning(parser, args, exp)
     if args.size == "mnist" and exp.competition != DIGITS:
         parser.error(f"--size mnist generates digit images, but {exp.name} is a {exp.competition} model; "
