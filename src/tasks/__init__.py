@@ -62,6 +62,20 @@ class Task:
         """Scores (rows x width) from raw model outputs."""
         return self.as_2d(outputs)
 
+    def estimator_scores(self, estimator: Any, x: Any) -> np.ndarray:
+        """Scores (rows x width) of a fitted scikit-learn-API estimator: its predictions (values)."""
+        return self.as_2d(estimator.predict(x))
+
+    def proba_columns(self, estimator: Any, x: Any, classes: list[int]) -> np.ndarray:
+        """predict_proba's columns for `classes` (class indices), zero for a class the estimator never saw."""
+        proba = np.asarray(estimator.predict_proba(x), dtype=np.float64)
+        seen = [int(c) for c in getattr(estimator, "classes_", range(proba.shape[1]))]
+        out = np.zeros((len(proba), len(classes)))
+        for j, c in enumerate(classes):
+            if c in seen:
+                out[:, j] = proba[:, seen.index(c)]
+        return out
+
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Decisions in the space of the training targets (class indices, 0/1, values)."""
         return scores
@@ -135,6 +149,9 @@ class Multiclass(Task):
     def decide(self, scores: np.ndarray) -> np.ndarray:
         return scores.argmax(1)
 
+    def estimator_scores(self, estimator: Any, x: Any) -> np.ndarray:
+        return self.proba_columns(estimator, x, list(range(self.width)))
+
     def metric_scores(self, scores: np.ndarray) -> np.ndarray:
         return scores
 
@@ -185,6 +202,9 @@ class Binary(Task):
     def decide(self, scores: np.ndarray) -> np.ndarray:
         return (scores[:, 0] >= self.threshold).astype(np.int64)
 
+    def estimator_scores(self, estimator: Any, x: Any) -> np.ndarray:
+        return self.proba_columns(estimator, x, [1])
+
     def submission_values(self, scores: np.ndarray, values: str) -> dict[str, np.ndarray]:
         if values == "label":
             return {self.targets[0]: np.asarray(self.classes)[self.decide(scores)]}
@@ -217,6 +237,12 @@ class MultiLabel(Task):
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         return (scores >= self.threshold).astype(np.int64)
+
+    def estimator_scores(self, estimator: Any, x: Any) -> np.ndarray:
+        proba = estimator.predict_proba(x)  # one (rows, 2) array per label (scikit-learn's multi-output), or one
+        if isinstance(proba, list):         # (rows, labels) array
+            return np.stack([np.asarray(p, dtype=np.float64)[:, -1] for p in proba], axis=1)
+        return np.asarray(proba, dtype=np.float64).reshape(len(proba), -1)
 
     def metric_scores(self, scores: np.ndarray) -> np.ndarray:
         return scores

@@ -215,3 +215,143 @@ def test_summary_line() -> None:
     assert summary.line("val_loss", 1, "log_loss") == "best_val_loss=0.9123, OOF log_loss=0.3100"
     with pytest.raises(KeyError):
         summary.line("val_acc", 1, "rmse")
+
+
+# --- the estimator learner ------------------------------------------------------------------------------------------
+class TinyFeatures:
+    """What the estimator learner reads of a feature folder: arrays, folds and the test rows, in memory."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, test_x: np.ndarray, n_folds: int = 3) -> None:
+        self.train_x, self.train_y, self._test = x, y, test_x
+        self.folds = np.arange(len(x)) % n_folds
+        self.n_folds, self.manifest = n_folds, {}
+
+    def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.flatnonzero(self.folds != fold), np.flatnonzero(self.folds == fold)
+
+    def load(self, name: str) -> np.ndarray:
+        assert name == "test_x"
+        return self._test
+
+
+def blobs(task: str, n: int = 240, seed: int = 0) -> TinyFeatures:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n + 30, 6)).astype(np.float32)
+    if task == "multiclass":
+        y = (x[:, 0] > 0).astype(np.int64) + 2 * (x[:, 1] > 0)
+    else:
+        y = (3 * x[:, 0] - 2 * x[:, 1] + rng.normal(scale=0.1, size=len(x))).astype(np.float32)
+    return TinyFeatures(x[:n], y[:n], x[n:])
+
+
+ESTIMATORS = {
+    "lightgbm": ("lightgbm.LGBMClassifier", "lightgbm.LGBMRegressor", "multi_logloss", "l2",
+                 {"n_jobs": 1, "verbose": -1, "min_child_samples": 5}),
+    "xgboost": ("xgboost.XGBClassifier", "xgboost.XGBRegressor", "mlogloss", "rmse", {"n_jobs": 1}),
+    "catboost": ("catboost.CatBoostClassifier", "catboost.CatBoostRegressor", "MultiClass", "RMSE",
+                 {"thread_count": 1, "allow_writing_files": False}),
+}
+
+
+def estimator_fold(task: str, target: str, monitor: str, tmp_path: Path, link=None, **cfg) -> tuple:
+    from src.utils.competition.spec import load as load_competition
+    from src.utils.config.targets import instantiate
+
+    competition = load_competition("digit-recognizer" if task == "multiclass" else "diabetes-sample")
+    if task == "multiclass":
+        competition.task.classes = [0, 1, 2, 3]  # the blobs have four classes
+    config = OmegaConf.create({"monitor": monitor, "early_stopping_rounds": 5, "log_every": 5, "report_every": 2,
+                               **cfg})
+    features = blobs(task)
+    fold = Fold(config, features, competition, 0, tmp_path, link=link, predict_test=True)
+    return fold, instantiate({"_target_": target, **cfg.get("params", {})})
+
+
+@pytest.mark.parametrize("lib", sorted(ESTIMATORS))
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_each_library_fits_a_fold_with_early_stopping_and_scores_it(lib: str, task: str, tmp_path: Path) -> None:
+    from src.utils.run.estimators import EstimatorLearner
+    from src.utils.run.learners import learner_for
+
+    classifier, regressor, class_metric, value_metric, params = ESTIMATORS[lib]
+    rounds = {"iterations": 300} if lib == "catboost" else {"n_estimators": 300}
+    fold, est = estimator_fold(task, classifier if task == "multiclass" else regressor,
+                               f"val_{class_metric if task == 'multiclass' else value_metric}", tmp_path,
+                               params={**params, **rounds, "learning_rate": 0.3})
+    learner = learner_for(est)
+    assert isinstance(learner, EstimatorLearner) and learner.lib == lib
+    result = learner.fit(fold)
+    width = 4 if task == "multiclass" else 1
+    assert result.scores.shape == (80, width) and result.test_scores.shape == (30, width)
+    assert result.valid_idx.tolist() == list(range(0, 240, 3)) and not result.pruned
+    if task == "multiclass":
+        assert np.allclose(result.scores.sum(1), 1) and (result.scores.argmax(1) == fold.features.train_y[
+            result.valid_idx]).mean() > 0.8
+    else:
+        assert np.corrcoef(result.scores[:, 0], fold.features.train_y[result.valid_idx])[0, 1] > 0.9
+    assert np.isfinite(result.best_score)
+
+
+def test_a_competition_metric_can_be_the_monitor(tmp_path: Path) -> None:
+    from src.utils.run.estimators import EstimatorLearner
+
+    fold, est = estimator_fold("multiclass", "sklearn.linear_model.LogisticRegression", "val_accuracy", tmp_path)
+    result = EstimatorLearner(est).fit(fold)
+    assert result.best_score == pytest.approx((result.scores.argmax(1) == fold.features.train_y[result.valid_idx])
+                                              .mean())
+
+
+def test_a_monitor_nothing_evaluates_is_one_error_line_naming_what_is(tmp_path: Path) -> None:
+    from src.utils.run.estimators import EstimatorLearner
+
+    fold, est = estimator_fold("multiclass", "lightgbm.LGBMClassifier", "val_auc", tmp_path,
+                               params={"n_estimators": 5, "verbose": -1, "n_jobs": 1})
+    with pytest.raises(WorkspaceError) as exc:
+        EstimatorLearner(est).fit(fold)
+    assert str(exc.value) == ("monitor=val_auc is neither a metric lightgbm evaluates on the validation rows nor one "
+                              "of the competition's; set monitor to one of: val_multi_logloss, val_accuracy, "
+                              "val_log_loss")
+
+
+@pytest.mark.parametrize("lib", sorted(ESTIMATORS))
+def test_a_pruned_trial_stops_the_fit_at_the_round_it_was_told(lib: str, tmp_path: Path) -> None:
+    from src.utils.run.estimators import EstimatorLearner
+
+    classifier, _, metric, _, params = ESTIMATORS[lib]
+    rounds = {"iterations": 200} if lib == "catboost" else {"n_estimators": 200}
+    steps: list[int] = []
+
+    def report(value: float, step: int) -> bool:
+        steps.append(step)
+        return step >= 5  # the pruner says stop at the third report
+
+    link = SimpleNamespace(report=report, number=3)
+    fold, est = estimator_fold("multiclass", classifier, f"val_{metric}", tmp_path, link=link,
+                               params={**params, **rounds, "learning_rate": 0.01}, early_stopping_rounds=None)
+    result = EstimatorLearner(est).fit(fold)
+    assert steps == [1, 3, 5] and result.pruned  # every report_every=2 rounds
+    n_trees = {"lightgbm": lambda e: e.booster_.current_iteration(), "xgboost": lambda e: e.get_booster()
+               .num_boosted_rounds(), "catboost": lambda e: e.tree_count_}[lib](est)
+    assert n_trees <= 7  # stopped where it was told, not after 200 rounds
+
+
+def test_learner_for_takes_an_estimator_or_a_module_and_data_module_and_nothing_else() -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from src.utils.run.learners import learner_for
+
+    assert type(learner_for(LinearRegression())).__name__ == "EstimatorLearner"
+    with pytest.raises(WorkspaceError, match=r"^build\(\) returned dict, which no learner takes: return the fold's "
+                                             r"\(LightningModule, LightningDataModule\), or a scikit-learn-API"):
+        learner_for({})
+
+
+def test_estimator_scores_give_a_class_the_fold_never_saw_a_zero_column() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from src.tasks import Multiclass
+
+    x = np.arange(12, dtype=float).reshape(-1, 1)
+    est = LogisticRegression().fit(x, np.array([0, 2] * 6))  # class 1 missing in this fold's training rows
+    scores = Multiclass(["y"], 3).estimator_scores(est, x)
+    assert scores.shape == (12, 3) and (scores[:, 1] == 0).all() and np.allclose(scores.sum(1), 1)

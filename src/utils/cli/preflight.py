@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from src.utils.cli.setup import setup
-from src.utils.config.schema import EnsembleConfig, StageConfig, TrainConfig, validate
+from src.utils.config.schema import EnsembleConfig, RunConfig, StageConfig, validate
 from src.utils.core.errors import WorkspaceError
 from src.utils.core.paths import ROOT, config_dir
 
@@ -31,7 +31,7 @@ def checks_for(schema: type) -> tuple[Callable[[Any], None], ...]:
     from src.utils.competition.spec import check_named
     from src.utils.run.checks import train_checks
 
-    if issubclass(schema, TrainConfig):
+    if issubclass(schema, RunConfig):
         return (train_checks,)
     if issubclass(schema, StageConfig | EnsembleConfig):
         return (check_named,)
@@ -224,7 +224,7 @@ def preflight(file: str, schema: type, config_name: str = "config", argv: list[s
     type or value the script `file` cannot run with. Call it before the @hydra.main function."""
     from src.utils.track.store import check_store
 
-    setup(collector_paused=issubclass(schema, TrainConfig))
+    setup(collector_paused=issubclass(schema, RunConfig))
     try:
         check_store()
         check_command(file, schema, config_name, sys.argv[1:] if argv is None else argv)

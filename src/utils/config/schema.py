@@ -1,7 +1,8 @@
 """Typed configs: what each key may hold, checked before anything runs.
 
 Every entry script declares its keys as a dataclass (a structured config): the harness's keys live in
-`TrainConfig` here, an experiment adds its own in a subclass (model01: `dropout: float`). The values stay in the
+`RunConfig` here (`TrainConfig` for a network, `EstimatorConfig` for an estimator), an experiment adds its own in a
+subclass (model01: `dropout: float`). The values stay in the
 YAML; the dataclass says what they may be. `validate` turns a composed config into the dataclass (its checks
 run), so a misspelt key, a wrong type or an impossible value is one `error:` line naming the key, the value and
 what is allowed. The command-line preflight (src/utils/cli/preflight.py) validates before Hydra starts, the
@@ -36,39 +37,27 @@ def require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 @dataclass
 class MlflowOptions:
-    log_model: bool = True  # pickled LightningModule + its code: mlflow.pytorch.load_model("runs:/<id>/model")
+    log_model: bool = True  # the model with its code, in its library's MLflow flavour (pytorch, lightgbm, ...)
     log_checkpoint: bool = True
     system_metrics: bool = True  # CPU, memory (and GPU where present), sampled in the background
 
 
 @dataclass
-class TrainConfig:
-    """The keys the training harness reads. An experiment subclasses this for its own hyper-parameters."""
+class RunConfig:
+    """The keys the training harness reads whatever the learner. A model folder's Config subclasses TrainConfig (a
+    network fitted by Lightning) or EstimatorConfig (a scikit-learn-API estimator: gradient-boosted trees, ...)."""
 
     experiment_name: str = MISSING
     feature_dir: str = MISSING
     competition: str | None = None  # config/competition/<name>.yaml (None: the one the features were built for)
-    lr: float = MISSING
-    batch_size: int = MISSING
-    max_epochs: int = MISSING
-    weight_decay: float = 0.0
     seed: int = 42
     fold: Any = 0  # a fold number, or "all" for K-fold CV (the upper bound comes from the features)
     debug: bool = False
-    ckpt_path: str | None = None
     monitor: str = MISSING  # the metric the model logs that early stopping, checkpoints and sweeps follow
     monitor_mode: str = "max"
     objective: str = "monitor"  # the sweep objective: best `monitor` (CV mean), or `oof`: the competition's metric
-    # Hydra `_target_` nodes: what they build is checked by what builds it
-    model: Any = MISSING
-    data: Any = MISSING
-    optimizer: Any = MISSING
-    scheduler: Any = None
-    callbacks: dict[str, Any] = field(default_factory=dict)
-    trainer: Any = MISSING
     pruner: Any = None  # an optuna.pruners `_target_` node; None: sweeps never prune
     note: str | None = None  # note="why this run": the run's description in MLflow and the diary
-    tensorboard: bool = False  # also log to TensorBoard (logs/tensorboard/<experiment>/<run_id>)
     mlflow: MlflowOptions = field(default_factory=MlflowOptions)
 
     def __post_init__(self) -> None:
@@ -76,17 +65,57 @@ class TrainConfig:
 
     def check(self) -> None:
         """Ranges and combinations; a subclass adds its own and calls super().check()."""
-        require(self.lr > 0, "lr", self.lr, "a number > 0 (e.g. lr=0.003)")
-        require(self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1 (e.g. batch_size=64)")
-        require(self.max_epochs >= 1, "max_epochs", self.max_epochs, "a whole number >= 1")
-        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
         require(self.fold == "all" or (type(self.fold) is int and self.fold >= 0), "fold", self.fold,
                 "a fold number (0, 1, ...) or all")
         require(self.monitor_mode in ("max", "min"), "monitor_mode", self.monitor_mode, "max or min")
         require(self.objective in ("monitor", "oof"), "objective", self.objective,
                 "monitor (the best monitored value) or oof (the competition's metric on the OOF predictions)")
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """The keys of a network fitted by Lightning. An experiment subclasses this for its own hyper-parameters."""
+
+    lr: float = MISSING
+    batch_size: int = MISSING
+    max_epochs: int = MISSING
+    weight_decay: float = 0.0
+    ckpt_path: str | None = None
+    # Hydra `_target_` nodes: what they build is checked by what builds it
+    model: Any = MISSING
+    data: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    trainer: Any = MISSING
+    tensorboard: bool = False  # also log to TensorBoard (logs/tensorboard/<experiment>/<run_id>)
+
+    def check(self) -> None:
+        require(self.lr > 0, "lr", self.lr, "a number > 0 (e.g. lr=0.003)")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1 (e.g. batch_size=64)")
+        require(self.max_epochs >= 1, "max_epochs", self.max_epochs, "a whole number >= 1")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        super().check()
         require(not (self.fold == "all" and self.ckpt_path), "ckpt_path", self.ckpt_path,
                 "it resumes a single fold; pass fold=<k> with it, not fold=all")
+
+
+@dataclass
+class EstimatorConfig(RunConfig):
+    """The keys of a scikit-learn-API estimator (LightGBM, XGBoost, CatBoost, any scikit-learn estimator), fitted
+    on a fold's rows with the library's own early stopping on its validation rows."""
+
+    estimator: Any = MISSING  # a `_target_` node: the estimator of one fold
+    early_stopping_rounds: int | None = 50  # rounds without improvement of the library's first metric; None: off
+    log_every: int = 10  # boosting rounds between two logged points of the validation curve
+    report_every: int = 10  # boosting rounds between two reports to the sweep's trial (its pruner)
+
+    def check(self) -> None:
+        super().check()
+        require(self.early_stopping_rounds is None or self.early_stopping_rounds >= 1, "early_stopping_rounds",
+                self.early_stopping_rounds, "a whole number >= 1, or null (no early stopping)")
+        require(self.log_every >= 1, "log_every", self.log_every, "a whole number >= 1")
+        require(self.report_every >= 1, "report_every", self.report_every, "a whole number >= 1")
 
 
 @dataclass

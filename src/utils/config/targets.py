@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 BUILD = ("src.*", "torch.*", "pytorch_lightning.*", "torchmetrics.*", "torchvision.*", "timm.*", "sklearn.*",
-         "scipy.*", "numpy.*")  # model, data, optimizer, callbacks, trainer, task, splitter, blend method ...
+         "scipy.*", "numpy.*", "lightgbm.*", "xgboost.*", "catboost.*")
+# model, data, optimizer, callbacks, trainer, task, splitter, blend method, estimator ...
 SAMPLERS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")  # hydra.sweeper.sampler
 PRUNERS = ("optuna.pruners.*", "src.*")  # the `pruner` node (src.*: by_steps and pruners of the workspace's own)
 

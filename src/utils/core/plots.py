@@ -69,3 +69,15 @@ def prediction_error_png(y, pred, path: Path, title: str = "") -> Path:
                                             ax=axes[1])
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def importance_png(names: Sequence[str], values, path: Path, title: str = "", top: int = 30) -> Path:
+    """The `top` most important features as horizontal bars, the most important at the top."""
+    plt = _plt()
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values)[::-1][:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.25 * len(order) + 1.2))
+    ax.barh([str(names[i]) for i in order], values[order], color="C0")
+    ax.set(title=title, xlabel="importance")
+    ax.tick_params(axis="y", labelsize=7)
+    return _save(fig, path)

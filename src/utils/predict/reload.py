@@ -2,7 +2,7 @@
 
     from src.utils.predict.reload import best_run_id, load_run
     run = load_run(best_run_id("<experiment>"))   # or load_run("<run_id>")
-    run.model(x)                                   # the LightningModule, in eval mode
+    run.model                                      # the LightningModule (eval mode) or the fitted estimator
     run.config.lr, run.metrics[f"best_{run.config.monitor}"], run.history(run.config.monitor)
 
 The model is unpickled with the code logged with the run (its `code/` folder), so it still loads after
@@ -163,11 +163,24 @@ def load_run(run_id: str, model_name: str = "model", allow_failed: bool = False)
         warnings.warn(f"{folder} differs from the code run {run_id[:8]} was trained with; the model is "
                       f"loaded with the code logged with the run", CodeChangedWarning, stacklevel=2)
     with _logged_package(code_dir, folder.replace("/", ".")):
-        model = mlflow.pytorch.load_model(str(local), map_location="cpu")
-    model.eval()
+        model = _load_model(local)
     return LoadedRun(run_id=run_id, experiment=experiment, model=model, config=config,
                      metrics=dict(run.data.metrics), params=dict(run.data.params), tags=dict(run.data.tags),
                      status=run.info.status, code_changed=code_changed, code_dir=code_dir, _client=client)
+
+
+def _load_model(local: Path) -> Any:
+    """A logged model by its MLflow flavour: a network (pytorch, in eval mode on the CPU) or an estimator (lightgbm,
+    xgboost, catboost, sklearn), as its library's own object."""
+    import importlib
+
+    flavors = OmegaConf.load(local / "MLmodel").get("flavors", {})
+    if "pytorch" in flavors:
+        return mlflow.pytorch.load_model(str(local), map_location="cpu").eval()
+    for lib in ("lightgbm", "xgboost", "catboost", "sklearn"):
+        if lib in flavors:
+            return importlib.import_module(f"mlflow.{lib}").load_model(str(local))
+    raise WorkspaceError(f"the model in {local} has no flavour this workspace loads ({', '.join(flavors)})")
 
 
 def best_run_id(experiment: str, metric: str | None = None, mode: str | None = None) -> str:

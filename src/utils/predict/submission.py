@@ -44,14 +44,19 @@ def run_features(run: LoadedRun) -> Features:
 
 
 def test_scores(run: LoadedRun, features: Features, batch_size: int | None = None) -> np.ndarray:
-    """The run's scores on the test rows: its models through its data module's predict_dataloader."""
+    """The run's scores on the test rows: a network's models through its data module's predict_dataloader, an
+    estimator's on the features' test rows."""
     from src.utils.run.predictions import predict_scores, predict_trainer, test_loader
 
     competition = run.competition()
-    overrides = {"batch_size": batch_size} if batch_size else {}
-    loader = test_loader(run.datamodule(features, 0, **overrides))
     models = run.fold_models()
     log.info("predicting the test rows with %d model(s) of run %s", len(models), run.run_id)
+    if "data" not in run.config:  # an estimator: no data module
+        from src.utils.run.estimators import estimator_test_scores
+
+        return estimator_test_scores(models, features, competition.task, competition.fold_models)
+    overrides = {"batch_size": batch_size} if batch_size else {}
+    loader = test_loader(run.datamodule(features, 0, **overrides))
     accelerator = str(run.config.get("trainer", {}).get("accelerator", "cpu"))
     return predict_scores(models, loader, competition.task, competition.fold_models, predict_trainer(accelerator))
 

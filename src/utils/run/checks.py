@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from src.utils.competition.spec import load as load_competition
-from src.utils.config.schema import TrainConfig, require
+from src.utils.config.schema import RunConfig, require
 from src.utils.core.errors import WorkspaceError
 from src.utils.core.paths import resolve
 from src.utils.tune.checks import check_pruner
 
 
-def train_checks(config: TrainConfig) -> None:
+def train_checks(config: RunConfig) -> None:
     """The checks of a training config that read other files: the competition's metric and the pruner node."""
     if config.competition is not None:
         metric = load_competition(config.competition).metric

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.competition.spec import Competition
 from src.utils.competition.spec import load as load_competition
-from src.utils.config.schema import TrainConfig, validate
+from src.utils.config.schema import RunConfig, validate
 from src.utils.core import collector, paths
 from src.utils.core.errors import WorkspaceError, exit_on_user_error
 from src.utils.core.logs import quiet_libraries
@@ -66,13 +66,13 @@ class Inputs:
     lineage: dict[str, str]  # the features' lineage tags; reading them checks the features are not stale
 
 
-def checked_inputs(cfg: DictConfig, schema: type[TrainConfig]) -> Inputs:
+def checked_inputs(cfg: DictConfig, schema: type[RunConfig]) -> Inputs:
     """The config, the features (manifest), the folds, the competition and the checkpoint to resume from."""
     validate(cfg, schema, (train_checks,))
     features = load_features(cfg.feature_dir)
     folds = folds_to_run(cfg.fold, features.n_folds)
     return Inputs(features, folds, competition_of(cfg, features),
-                  checked_ckpt(cfg.ckpt_path, cfg.trainer.get("max_epochs")), features.lineage())
+                  checked_ckpt(cfg.get("ckpt_path"), (cfg.get("trainer") or {}).get("max_epochs")), features.lineage())
 
 
 def competition_of(cfg: DictConfig, features: Features) -> Competition:
@@ -105,7 +105,7 @@ def folds_of(cfg: DictConfig, inputs: Inputs, run_id: str | None, link: TrialLin
             for k in inputs.folds]
 
 
-def fit_as_worker(cfg: DictConfig, build: Build, schema: type[TrainConfig]) -> float:
+def fit_as_worker(cfg: DictConfig, build: Build, schema: type[RunConfig]) -> float:
     """Rank > 0 of a DDP run: the same folds and trainer as rank 0, which alone records (no run of its own)."""
     run_folds(build, folds_of(cfg, checked_inputs(cfg, schema), None, None), multirun=False)
     return float("nan")
@@ -137,7 +137,7 @@ def opened_run(cfg: DictConfig, build: Build, inputs: Inputs, link: TrialLink | 
 
 
 @exit_on_user_error
-def fit(cfg: DictConfig, build: Build, schema: type[TrainConfig] = TrainConfig) -> float:
+def fit(cfg: DictConfig, build: Build, schema: type[RunConfig] = RunConfig) -> float:
     """Train the experiment whose `build` this is, as configured; the objective for the sweeper."""
     quiet_libraries()
     collector.resume()  # the heavy imports are in (see src/utils/cli/setup.py)

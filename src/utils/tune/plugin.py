@@ -50,8 +50,9 @@ def register() -> None:
 
     launchers.register()
     # Hydra 1.4 instantiates `hydra.callbacks` without an execution whitelist and warns about it on every sweep; the
-    # callback is this workspace's own (src.utils.sweep), so that warning says nothing here.
-    warnings.filterwarnings("ignore", message=r"hydra\.utils\.instantiate\(\) resolved _target_='src\.utils\.sweep\.")
+    # callback is this workspace's own (src.utils.sweep, src.utils.tune.parent), so that warning says nothing here.
+    warnings.filterwarnings("ignore", message=r"hydra\.utils\.instantiate\(\) resolved "
+                                              r"_target_=.src\.utils\.(sweep|tune\.parent)\.")
     ConfigStore.instance().store(group="hydra/sweeper", name="workspace_optuna", node=WorkspaceOptunaSweeperConf,
                                  provider="kaggle_workspace")
     Plugins.instance().register(WorkspaceOptunaSweeper)
