@@ -29,6 +29,9 @@ from tests.conftest import REPO
 STAGES = ("dataset", "feature", "model", "ensemble")
 RAW: dict[str, Path] = {}  # competition -> its offline sample's raw folder, written by the `features` fixture
 FOLDERS = {stage: sorted(p.parent.name for p in (REPO / "config" / stage).glob("*/config.yaml")) for stage in STAGES}
+# the model folders by learner: an `estimator` config group (its build returns an estimator), else a network
+TREES = [f for f in FOLDERS["model"] if (REPO / "config/model" / f / "estimator").is_dir()]
+NETWORKS = [f for f in FOLDERS["model"] if f not in TREES]
 
 
 def entry(stage: str, folder: str):
@@ -112,14 +115,20 @@ OPTIONS = [(folder, group.name, option.stem) for folder in FOLDERS["model"]
 
 @pytest.mark.parametrize("folder,group,option", OPTIONS, ids=[f"{f}-{g}={o}" for f, g, o in OPTIONS])
 def test_every_config_option_reaches_the_model(folder: str, group: str, option: str, tmp_path: Path) -> None:
-    """`optimizer=sgd`, `scheduler=none`, ...: each option of a model's config groups composes, and the model it
-    configures builds its optimizer (and schedule) from it."""
+    """`optimizer=sgd`, `scheduler=none`, `estimator=xgboost`, ...: each option of a model's config groups composes,
+    the network it configures builds its optimizer (and schedule) from it, the estimator it names builds with the
+    folder's hyper-parameters and brings its monitor."""
     from src.utils.config.targets import instantiate
 
     cfg = hydra_config("model", folder, [f"{group}={option}"], tmp_path)
-    model = instantiate(cfg.model)
     chosen = cfg.get(group)
-    setup = model.configure_optimizers()
+    if "estimator" in cfg:
+        estimator = instantiate(cfg.estimator)
+        assert type(estimator).__name__ == str(cfg.estimator._target_).rsplit(".", 1)[1]
+        assert str(cfg.monitor).startswith("val_") and estimator.get_params()["learning_rate"] == cfg.learning_rate
+        setup = None
+    else:
+        setup = instantiate(cfg.model).configure_optimizers()
     if group == "scheduler":
         assert isinstance(setup, dict) == (chosen is not None), (option, chosen, setup)
     if group == "optimizer":
@@ -157,7 +166,7 @@ def test_a_checkpoint_with_no_epochs_left_is_refused_before_the_run(tmp_path: Pa
     assert checked_ckpt(str(ckpt), 2) == str(ckpt)
 
 
-@pytest.mark.parametrize("folder", FOLDERS["model"])
+@pytest.mark.parametrize("folder", NETWORKS)
 def test_model_folder_trains_through_the_harness(folder: str, features: dict[str, Path], store: Path,
                                                  tmp_path: Path) -> None:
     import mlflow
@@ -207,6 +216,52 @@ def test_model_folder_trains_through_the_harness(folder: str, features: dict[str
     assert debug_run.info.status == "FINISHED"
 
 
+TREE_RUNS = [(f, e.stem) for f in TREES for e in sorted((REPO / "config/model" / f / "estimator").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("folder,estimator", TREE_RUNS, ids=[f"{f}-estimator={e}" for f, e in TREE_RUNS])
+def test_tree_folder_trains_through_the_harness(folder: str, estimator: str, features: dict[str, Path], store: Path,
+                                                tmp_path: Path) -> None:
+    """Each estimator of a tree folder, fold=all: the library's curve, importance, OOF, test predictions, and the
+    model in its library's flavour reloaded by load_run, predicting what the run logged."""
+    import mlflow
+    import pandas as pd
+
+    from src.utils.predict.reload import load_run
+    from src.utils.predict.submission import run_features, test_scores
+
+    module = entry("model", folder)
+    probe = hydra_config("model", folder, [f"estimator={estimator}"], tmp_path / "probe")
+    feature_dir = features[Path(probe.feature_dir).name]
+    cfg = hydra_config("model", folder, [f"feature_dir={feature_dir}", f"estimator={estimator}", "fold=all",
+                                         "n_estimators=12", "log_every=5", "experiment_name=trees"], tmp_path / "run")
+    objective = module.main(cfg)
+    client = mlflow.MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("trees").experiment_id],
+                                f"params.estimator._target_ = '{cfg.estimator._target_}'")
+    assert run.info.status == "FINISHED" and run.data.metrics[f"cv_{cfg.monitor}"] == pytest.approx(objective)
+    curve = client.get_metric_history(run.info.run_id, f"fold0-{cfg.monitor}")
+    assert [m.step for m in curve][:2] == [4, 9] and all(np.isfinite(m.value) for m in curve)  # every 5 rounds
+    metric = run.data.tags["competition_metric"]
+    assert {f"fold0-val_{metric}", f"oof_{metric}", f"best_{cfg.monitor}"} <= set(run.data.metrics)
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "feature_importance")}
+    assert {f"feature_importance/fold{k}.{ext}" for k in range(5) for ext in ("csv", "png")} <= files
+    reloaded = load_run(run.info.run_id, model_name="model_fold0")
+    assert type(reloaded.model).__name__ == str(cfg.estimator._target_).rsplit(".", 1)[1]
+    feats = run_features(reloaded)
+    oof = pd.read_csv(client.download_artifacts(run.info.run_id, "oof_predictions.csv", str(tmp_path)))
+    rows = feats.split(0)[1]
+    again = reloaded.competition().task.estimator_scores(reloaded.model, feats.train_x.reshape(len(feats.train_x),
+                                                                                                -1)[rows])
+    logged = oof.set_index("row").loc[rows]
+    columns = [c for c in logged.columns if c.startswith("prob_")] or [c for c in logged.columns
+                                                                       if c.startswith("pred_")]
+    assert np.allclose(logged[columns].to_numpy(float), again, atol=1e-6)
+    whole = load_run(run.info.run_id)
+    logged_test = np.load(client.download_artifacts(run.info.run_id, "predictions/test_scores.npy", str(tmp_path)))
+    assert np.allclose(test_scores(whole, feats), logged_test, atol=1e-6)  # predict.py's scores = the run's
+
+
 def store_size(store: Path) -> tuple[int, int]:
     """(experiments, runs) in the module's MLflow store, deleted ones included."""
     import mlflow
@@ -225,8 +280,10 @@ BEFORE_THE_RUN = [  # (overrides, what the one error line must say): mistakes th
 ]
 
 
-@pytest.mark.parametrize("folder", FOLDERS["model"])
-@pytest.mark.parametrize("overrides,message", BEFORE_THE_RUN, ids=[" ".join(o) for o, _ in BEFORE_THE_RUN])
+BEFORE = [(f, o, m) for f in FOLDERS["model"] for o, m in BEFORE_THE_RUN if f in NETWORKS or "ckpt_path" not in o[0]]
+
+
+@pytest.mark.parametrize("folder,overrides,message", BEFORE, ids=[f"{f}-{' '.join(o)}" for f, o, _ in BEFORE])
 def test_a_mistake_found_before_the_run_leaves_the_store_as_it_was(folder: str, overrides: list[str], message: str,
                                                                    features: dict[str, Path], store: Path,
                                                                    tmp_path: Path, capsys) -> None:
@@ -286,8 +343,24 @@ CONFIG_ERRORS = [  # (overrides, what the one error line must say)
 ]
 
 
-@pytest.mark.parametrize("folder", FOLDERS["model"])
-@pytest.mark.parametrize("overrides,message", CONFIG_ERRORS, ids=[" ".join(o) for o, _ in CONFIG_ERRORS])
+TREE_CONFIG_ERRORS = [  # the same for an estimator's folder: its own keys
+    (["learning_rate=abc"], "learning_rate='abc' is not a number"),
+    (["learning_rate=0"], "learning_rate=0.0 is not allowed: a number > 0"),
+    (["n_estimators=2.5"], "n_estimators=2.5 is not a whole number"),
+    (["subsample=1.5"], "subsample=1.5 is not allowed: a number in (0, 1]"),
+    (["early_stopping_rounds=0"], "early_stopping_rounds=0 is not allowed: a whole number >= 1, or null"),
+    (["estimator=nope"], "estimator=nope is not an option of config group 'estimator'; choose one of"),
+    (["fold=-1"], "fold=-1 is not allowed"),
+    (["-m", "max_depth=choice(3,abc)"], "max_depth='abc' is not a whole number"),
+    (["-m", "learning_rate=interval(-1,1)"], "learning_rate=-1.0 is not allowed"),
+    (["-m", "pruner=hyperband", "pruner.reduction_factor=1"], "pruner.reduction_factor=1 is not allowed"),
+]
+COMMAND_LINES = [(f, o, m) for f in NETWORKS for o, m in CONFIG_ERRORS] + [
+    (f, o, m) for f in TREES for o, m in TREE_CONFIG_ERRORS]
+
+
+@pytest.mark.parametrize("folder,overrides,message", COMMAND_LINES,
+                         ids=[f"{f}-{' '.join(o)}" for f, o, _ in COMMAND_LINES])
 def test_a_bad_command_line_is_one_error_line(folder: str, overrides: list[str], message: str, capsys) -> None:
     module = entry("model", folder)
     with pytest.raises(SystemExit) as exit_:
