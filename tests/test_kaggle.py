@@ -1,6 +1,6 @@
 """scripts/kaggle_pack.sh, offline: the packed notebook, executed with nbclient against a Kaggle-like input folder
 built here, rebuilds the features with the packed dataset and feature code and writes the same submission as
-predict.py for the same run (a single-fold and a fold=all digit run, a fold=all run of the regression sample)."""
+predict.py for the same run (a single-fold digit run, fold=all runs of the regression sample's network and trees)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def ws(prepared: Workspace) -> Workspace:
 
 
 def train(ws: Workspace, *overrides: str, folder: str = "model01") -> str:
-    res = ws.script(f"src/model/{folder}/train.py", "max_epochs=1", *overrides)
+    short = "n_estimators=20" if folder in TREES else "max_epochs=1"
+    res = ws.script(f"src/model/{folder}/train.py", short, *overrides)
     assert res.returncode == 0, res.stderr[-3000:]
     return res.stdout.split("run_id=")[1].split()[0]
 
@@ -38,14 +39,16 @@ def fold0_run(ws: Workspace) -> str:
 # (model folder, fold, the competition's slug, its raw folder, its submission's columns): a single model of the
 # image competition, the fold models of the tabular one
 PACKS = [("model01", "0", "digit-recognizer", "_data/data/raw", ["ImageId", "Label"]),
-         ("model02", "all", "diabetes-sample", "_data/data/diabetes-sample/raw", ["id", "target"])]
+         ("model02", "all", "diabetes-sample", "_data/data/diabetes-sample/raw", ["id", "target"]),
+         ("model04", "all", "diabetes-sample", "_data/data/diabetes-sample/raw", ["id", "target"])]
+TREES = ("model03", "model04")  # estimator folders: their pack holds pickled estimators
 
 
 @pytest.mark.parametrize("folder,fold,competition,raw,columns", PACKS, ids=[f"{p[0]}-fold{p[1]}" for p in PACKS])
 def test_packed_notebook_writes_the_submission_predict_writes(ws: Workspace, fold0_run: str, tmp_path: Path,
                                                               folder: str, fold: str, competition: str, raw: str,
                                                               columns: list) -> None:
-    if folder == "model02" and not (ws.root / "_data/feature/feature02/manifest.json").is_file():
+    if folder in ("model02", "model04") and not (ws.root / "_data/feature/feature02/manifest.json").is_file():
         for script in ("src/dataset/dataset02/make_dataset.py", "src/feature/feature02/build_features.py"):
             assert ws.script(script).returncode == 0
     run_id = fold0_run if (folder, fold) == ("model01", "0") else train(ws, f"fold={fold}", folder=folder)
@@ -58,8 +61,9 @@ def test_packed_notebook_writes_the_submission_predict_writes(ws: Workspace, fol
     assert meta["id"] == f"alice/{folder}-{run_id[:8]}" and kernel["enable_internet"] is False
     assert kernel["dataset_sources"] == [meta["id"]] and kernel["competition_sources"] == [competition]
     models = sorted(p.name for p in (dest / "dataset/models").iterdir())
-    assert models == ([f"model_fold{k}.pth" for k in range(5)] if fold == "all" else ["model.pth"])
-    assert (dest / f"dataset/code/src/model/{folder}/model.py").is_file()
+    ext = "pkl" if folder in TREES else "pth"
+    assert models == ([f"model_fold{k}.{ext}" for k in range(5)] if fold == "all" else [f"model.{ext}"])
+    assert (dest / f"dataset/code/src/model/{folder}/train.py").is_file()
     stages = json.loads((dest / "dataset/code/stages.json").read_text())  # the experiment's own data code
     assert (dest / "dataset/code/src/dataset" / stages["dataset"]["folder"] / "make_dataset.py").is_file()
     assert (dest / "dataset/code/src/feature" / stages["feature"]["folder"] / "build_features.py").is_file()

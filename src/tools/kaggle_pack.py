@@ -130,10 +130,16 @@ quiet_libraries()
 features = rebuild_features(pack / "code", competition_dir, out / "features")
 config = OmegaConf.load(pack / "code" / "config.yaml")
 competition = load_competition(str(config.competition))
-models = [torch.load(p, map_location="cpu", weights_only=False) for p in sorted((pack / "models").glob("*.pth"))]
-datamodule = instantiate(config.data, features=features, fold=0)
-scores = predict_scores(models, test_loader(datamodule, features), competition.task, competition.fold_models,
-                        predict_trainer("cpu"))
+if sorted((pack / "models").glob("*.pkl")):  # an estimator's member: its pickled estimators
+    from src.utils.predict.inference import packed_scores  # estimator runs are newer than the package layout
+
+    scores = packed_scores(pack, features, competition)
+    models = sorted((pack / "models").glob("*.pkl"))
+else:
+    models = [torch.load(p, map_location="cpu", weights_only=False) for p in sorted((pack / "models").glob("*.pth"))]
+    datamodule = instantiate(config.data, features=features, fold=0)
+    scores = predict_scores(models, test_loader(datamodule, features), competition.task, competition.fold_models,
+                            predict_trainer("cpu"))
 np.save(out / "test_scores.npy", scores)
 features.test_ids(competition.ids).to_csv(out / "test_ids.csv", index=False)
 same = features.content_hash == (pack / "code" / "features_hash.txt").read_text().strip()
@@ -221,7 +227,13 @@ def pack_run(run_id: str, dataset: Path) -> dict:
     (dataset / "models").mkdir(parents=True)
     for name in names:
         local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{name}"))
-        shutil.copyfile(local / "data" / "model.pth", dataset / "models" / f"{name}.pth")
+        if (local / "data" / "model.pth").is_file():  # a network: its pickled LightningModule
+            shutil.copyfile(local / "data" / "model.pth", dataset / "models" / f"{name}.pth")
+        else:  # an estimator: its library's object, pickled (the notebook needs the library, not MLflow)
+            import pickle
+
+            with open(dataset / "models" / f"{name}.pkl", "wb") as f:
+                pickle.dump(load_run(run_id, model_name=name).model, f)
     mlflow.artifacts.download_artifacts(f"runs:/{run_id}/code", dst_path=str(dataset))  # -> dataset/code
     code = dataset / "code"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -4,8 +4,9 @@ A pack holds the run's code (src/utils and its model folder as logged), the data
 its features, their configs (`stages.json`), the competition file, the run's config and its models. On Kaggle
 (or anywhere) `rebuild_features` runs the packed dataset and feature stages on the competition's files, exactly
 as they built the run's features, and `pack_submission` predicts the test rows with the run's own data module and
-models through Lightning and writes the competition's submission: the same steps, code and result as
-`src/model/<folder>/predict.py`. Needs torch, pytorch_lightning, numpy, pandas, scikit-learn, hydra and omegaconf.
+models through Lightning (an estimator run: its pickled estimators) and writes the competition's submission: the
+same steps, code and result as `src/model/<folder>/predict.py`. Needs numpy, pandas, scikit-learn, hydra and
+omegaconf, and torch and pytorch_lightning for a network, or the estimator's library (LightGBM, XGBoost, CatBoost).
 """
 
 from __future__ import annotations
@@ -41,22 +42,42 @@ def rebuild_features(code: Path, raw_dir: Path, work_dir: Path) -> Features:
     return Features(feature_dir, manifest)
 
 
-def pack_submission(pack: Path, features: Features, accelerator: str = "cpu") -> pd.DataFrame:
-    """The packed run's submission on `features`' test rows, checked against the competition's sample."""
-    import torch
-
-    from src.utils.competition.spec import load as load_competition
-    from src.utils.config.targets import instantiate
+def packed_scores(pack: Path, features: Features, competition, accelerator: str = "cpu"):
+    """The packed models' test scores: networks (models/*.pth) through the run's data module and Lightning,
+    estimators (models/*.pkl, pickled by their library's scikit-learn API) on the features' test rows."""
     from src.utils.core.logs import quiet_libraries
-    from src.utils.run.predictions import predict_scores, predict_trainer, test_loader
 
     quiet_libraries()
+    estimators = sorted((pack / "models").glob("*.pkl"))
+    if estimators:
+        import pickle
+
+        from src.utils.run.estimators import estimator_test_scores
+
+        models = []
+        for path in estimators:
+            with open(path, "rb") as f:
+                models.append(pickle.load(f))
+        return estimator_test_scores(models, features, competition.task, competition.fold_models)
+    import torch
+
+    from src.utils.config.targets import instantiate
+    from src.utils.run.predictions import predict_scores, predict_trainer, test_loader
+
     config = OmegaConf.load(pack / "code" / "config.yaml")
-    competition = load_competition(str(config.competition))
     models = [torch.load(p, map_location="cpu", weights_only=False) for p in sorted((pack / "models").glob("*.pth"))]
     datamodule = instantiate(config.data, features=features, fold=0)
-    scores = predict_scores(models, test_loader(datamodule, features), competition.task, competition.fold_models,
-                            predict_trainer(accelerator))
+    return predict_scores(models, test_loader(datamodule, features), competition.task, competition.fold_models,
+                          predict_trainer(accelerator))
+
+
+def pack_submission(pack: Path, features: Features, accelerator: str = "cpu") -> pd.DataFrame:
+    """The packed run's submission on `features`' test rows, checked against the competition's sample."""
+    from src.utils.competition.spec import load as load_competition
+
+    config = OmegaConf.load(pack / "code" / "config.yaml")
+    competition = load_competition(str(config.competition))
+    scores = packed_scores(pack, features, competition, accelerator)
     return competition.submission(features.test_ids(competition.ids), scores)
 
 
