@@ -50,6 +50,7 @@ COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
 TINY_RESUME = ["max_epochs=2"]  # resuming the 1-epoch run's last.ckpt: one more epoch
 TINY_SWEEP = ["hydra.sweeper.n_trials=2", "max_epochs=1"]
+TREES = tuple(p.parent.name for p in (REPO / "config/model").glob("*/estimator"))  # estimator folders: rounds
 TINY_BENCH = ["--size", "tiny", "--trials", "2", "--epochs", "1", "--repeats", "1", "--sweep-repeats", "1"]
 UIS = ("mlflow_ui.sh", "optuna_dashboard.sh", "jupyter.sh", "tensorboard.sh")
 
@@ -411,6 +412,8 @@ def test_documented_command_runs_as_written(command: Command, session: Session, 
             "bench": TINY_BENCH}.get(how, [])
     if how == "train" and "ckpt_path=" in text:
         tiny = TINY_RESUME
+    if any(f"src/model/{folder}/" in text for folder in TREES):  # a tree's rounds, not a network's epochs
+        tiny = [t.replace("max_epochs=1", "n_estimators=20") for t in tiny]
     line = " ".join([text, *map(shlex.quote, tiny)])
     where = f"{command.text}  ({', '.join(command.places)}; run as: {line})"
     rest = ""
