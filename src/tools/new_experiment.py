@@ -149,8 +149,9 @@ def create(stage: str, source: str, target: str | None = None) -> Copy:
 
 def next_steps(c: Copy) -> list[str]:
     entry = f"src/{c.stage}/{c.target}/{ENTRY_SCRIPTS[c.stage]}"
-    lines = [f"next: .venv/bin/python {entry}" + ("   (add -m 'lr=interval(1e-4,1e-1)' for a sweep)"
-                                                  if c.stage == "model" else "")]
+    spaces = sorted((CONFIG_DIR / c.stage / c.target / "hparams_search").glob("*.yaml"))  # the copy's own
+    lines = [f"next: .venv/bin/python {entry}" + (f"   (add -m hparams_search={spaces[0].stem} for its sweep)"
+                                                  if c.stage == "model" and spaces else "")]
     if c.stage == "feature":
         lines.append(f"      models still read their own feature folder; point a model copy at this one with "
                      f"feature_dir: _data/feature/{c.target}")
