@@ -247,7 +247,7 @@ def walkthrough_step(s: Session, command: Command, prepared_template: Workspace,
     if "/dataset03/" in command.text and not s.walk_edited:  # step 3: point the copies at the competition
         edits = {"dataset/dataset03": {"competition": "playground-s5e1"},
                  "feature/feature03": {"competition": "playground-s5e1", "dataset_dir": "_data/data/dataset03"},
-                 "model/model03": {"competition": "playground-s5e1", "feature_dir": "_data/feature/feature03"}}
+                 "model/model05": {"competition": "playground-s5e1", "feature_dir": "_data/feature/feature03"}}
         for folder, values in edits.items():
             path = ws.root / "config" / folder / "config.yaml"
             text = path.read_text()
