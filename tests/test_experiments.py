@@ -434,11 +434,13 @@ def competition_of(stage: str, folder: str) -> str:
 
 
 def train_in_process(folder: str, feature_dir: Path, tmp_path: Path, *overrides: str) -> str:
-    """A short fit of a model folder in this module's store (two training batches per epoch); its run_id."""
+    """A short fit of a model folder in this module's store (two training batches per epoch, or 12 boosting
+    rounds); its run_id."""
     import mlflow
 
-    cfg = hydra_config("model", folder, [f"feature_dir={feature_dir}", "max_epochs=1", "mlflow.log_model=false",
-                                         "+trainer.limit_train_batches=2", *overrides], tmp_path)
+    short = ["n_estimators=12"] if folder in TREES else ["max_epochs=1", "+trainer.limit_train_batches=2"]
+    cfg = hydra_config("model", folder, [f"feature_dir={feature_dir}", "mlflow.log_model=false", *short,
+                                         *overrides], tmp_path)
     entry("model", folder).main(cfg)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(str(cfg.experiment_name))
@@ -448,17 +450,23 @@ def train_in_process(folder: str, feature_dir: Path, tmp_path: Path, *overrides:
 
 @pytest.fixture(scope="module")
 def members(features: dict[str, Path], store: Path, tmp_path_factory) -> dict[str, list[str]]:
-    """fold=all runs of each competition's first model folder (two per competition, other learning rates), and the
-    runs an ensemble must refuse: a single-fold run, a run on other folds, a FAILED run."""
+    """fold=all runs of each competition's first network folder (two per competition, other learning rates) and of
+    its first tree folder (networks and trees blend together), and the runs an ensemble must refuse: a single-fold
+    run, a run on other folds, a FAILED run."""
     tmp = tmp_path_factory.mktemp("members")
     out: dict[str, list[str]] = {}
-    for folder in FOLDERS["model"]:
+    trees: dict[str, str] = {}
+    for folder in TREES:
+        name = competition_of("model", folder)
+        feature_dir = features[Path(str(hydra_config("model", folder, [], tmp / "probe").feature_dir)).name]
+        trees.setdefault(name, train_in_process(folder, feature_dir, tmp / folder, "fold=all"))
+    for folder in NETWORKS:
         name = competition_of("model", folder)
         if name in out:
             continue
         feature_dir = features[Path(str(hydra_config("model", folder, [], tmp / "probe").feature_dir)).name]
         out[name] = [train_in_process(folder, feature_dir, tmp / f"{folder}-{i}", "fold=all", f"lr={lr}")
-                     for i, lr in enumerate((0.003, 0.01))]
+                     for i, lr in enumerate((0.003, 0.01))] + ([trees[name]] if name in trees else [])
         if folder != "model01":
             continue
         out["single"] = [train_in_process(folder, feature_dir, tmp / "single", "fold=0")]
