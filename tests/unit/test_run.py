@@ -254,12 +254,15 @@ ESTIMATORS = {
 
 
 def estimator_fold(task: str, target: str, monitor: str, tmp_path: Path, link=None, **cfg) -> tuple:
+    import copy
+
     from src.utils.competition.spec import load as load_competition
     from src.utils.config.targets import instantiate
 
     competition = load_competition("digit-recognizer" if task == "multiclass" else "diabetes-sample")
-    if task == "multiclass":
-        competition.task.classes = [0, 1, 2, 3]  # the blobs have four classes
+    if task == "multiclass":  # the blobs have four classes; a copy, for load() hands every caller the same object
+        competition = copy.deepcopy(competition)
+        competition.task.classes = [0, 1, 2, 3]
     config = OmegaConf.create({"monitor": monitor, "early_stopping_rounds": 5, "log_every": 5, "report_every": 2,
                                **cfg})
     features = blobs(task)
