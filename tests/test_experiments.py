@@ -66,6 +66,7 @@ def store(tmp_path_factory):
         mp.setattr(paths, "TENSORBOARD_DIR", root / "tensorboard")
         yield root
     GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None  # the runtime config set for this module's runs (a multirun's, too) goes with it
 
 
 @pytest.fixture(scope="module")
