@@ -2,7 +2,7 @@
 
 In the benchmark's throw-away copy of the workspace, `--members` (20) synthetic `fold=all` runs of the digit
 competition are recorded the way training records them (tags, params, metrics, `predictions/oof.npz`,
-`predictions/test_scores.npy`): MNIST's size (42,000 OOF rows, 28,000 test rows, 10 classes), each member a
+`predictions/test_scores.npy`, `test_predictions.csv`): MNIST's size (42,000 OOF rows, 28,000 test rows, 10 classes), each member a
 noisy copy of the truth with its own strength, so their accuracies spread and their errors correlate as real
 members' do. Then `src/ensemble/ensemble01/blend.py members.experiments=[model01] members.top_k=N` runs once per
 method as a user runs it, and its phases (check the members, read their arrays, fit, nested CV, score, record)
@@ -59,10 +59,11 @@ def make_members(n_members: int, n_train: int, n_test: int, seed: int = 0) -> li
             with tempfile.TemporaryDirectory() as tmp:
                 np.savez(Path(tmp) / "oof.npz", rows=np.arange(n_train), folds=folds, y=y, scores=oof)
                 np.save(Path(tmp) / "test_scores.npy", test)
-                (Path(tmp) / "test_ids.csv").write_text("ImageId\n" + "\n".join(map(str, range(1, n_test + 1)))
-                                                        + "\n")
-                for name in ("oof.npz", "test_scores.npy", "test_ids.csv"):
+                labels = "".join(f"{i},{k}\n" for i, k in enumerate(test.argmax(1), start=1))
+                (Path(tmp) / "test_predictions.csv").write_text("ImageId,Label\n" + labels)
+                for name in ("oof.npz", "test_scores.npy"):
                     mlflow.log_artifact(str(Path(tmp) / name), artifact_path="predictions")
+                mlflow.log_artifact(str(Path(tmp) / "test_predictions.csv"))
             ids.append(run.info.run_id)
     return ids
 
