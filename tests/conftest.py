@@ -39,6 +39,20 @@ def pytest_configure(config) -> None:
 
     setup()
 
+
+
+@pytest.fixture(autouse=True)
+def _collector_as_it_was():
+    """An in-process run that stops before the harness resumes the collector (a refused config, a pruned
+    trial) leaves it paused, as a real process would until it exits; the next test gets it back as it was."""
+    import gc
+
+    was = gc.isenabled()
+    yield
+    if was and not gc.isenabled():
+        gc.enable()
+
+
 REPO = Path(__file__).resolve().parents[1]
 PIXELS = [f"pixel{i}" for i in range(784)]
 
