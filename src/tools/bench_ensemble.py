@@ -3,11 +3,11 @@
 In the benchmark's throw-away copy of the workspace, `--members` (20) synthetic `fold=all` runs of the digit
 competition are recorded the way training records them (tags, params, metrics, `predictions/oof.npz`,
 `predictions/test_scores.npy`, `test_predictions.csv` with the ids): MNIST's size (42,000 OOF rows, 28,000 test
-rows, 10 classes), each member a noisy copy of the truth with its own strength, so their accuracies spread and their errors correlate as real
-members' do. Then `src/ensemble/ensemble01/blend.py members.experiments=[model01] members.top_k=N` runs once per
-method as a user runs it, and its phases (check the members, read their arrays, fit, nested CV, score, record)
-are read from its log. The report (a table and JSON under outputs/bench/) gives each method's wall time, its
-phases, and the blend's accuracy in-sample and nested beside the best member's.
+rows, 10 classes), each member a noisy copy of the truth with its own strength, so their accuracies spread and their
+errors correlate as real members' do. Then `src/ensemble/ensemble01/blend.py members.experiments=[model01]
+members.top_k=N` runs once per method as a user runs it, and its phases (check the members, read their arrays, fit,
+nested CV, score, record) are read from its log. The report (a table and JSON under outputs/bench/) gives each
+method's wall time, its phases, and the blend's accuracy in-sample and nested beside the best member's.
 """
 
 from __future__ import annotations
