@@ -1,8 +1,8 @@
 """The analysis diary (scripts/new_diary.sh) and new experiment folders (scripts/new_experiment.sh).
 
-One prepared workspace serves the slow tests: model05 and feature03 are copied from model01 and feature01
+One prepared workspace serves the slow tests: model06 and feature04 are copied from model01 and feature01
 *before* anything runs (model02 and feature02 are the second sample competition's), then the real pipeline
-runs (sample data -> dataset01 -> feature01 and feature03, one model05 run, a two-trial model05 sweep), so the
+runs (sample data -> dataset01 -> feature01 and feature04, one model06 run, a two-trial model06 sweep), so the
 diary has real runs of every kind to list. The refusals run in a fresh copy each and take about a second.
 """
 
@@ -68,63 +68,63 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     copied = {stage: ok(ws.bash("scripts/new_experiment.sh", stage, f"{stage}01")) for stage in ("model", "feature")}
     ok(ws.bash("scripts/prepare_data.sh"))
     for script in ("src/dataset/dataset01/make_dataset.py", "src/feature/feature01/build_features.py",
-                   "src/feature/feature03/build_features.py"):
+                   "src/feature/feature04/build_features.py"):
         ok(ws.script(script))
-    trained = ok(ws.script("src/model/model05/train.py", "max_epochs=1", "note='baseline, one epoch'"))
-    ok(ws.script("src/model/model05/train.py", *SWEEP))
+    trained = ok(ws.script("src/model/model06/train.py", "max_epochs=1", "note='baseline, one epoch'"))
+    ok(ws.script("src/model/model06/train.py", *SWEEP))
     return SimpleNamespace(ws=ws, before=before, copied=copied, trained=trained)
 
 
 @pytest.mark.slow
-def test_model05_copy_trains_into_its_own_mlflow_experiment(pipeline) -> None:
+def test_model06_copy_trains_into_its_own_mlflow_experiment(pipeline) -> None:
     ws = pipeline.ws
     out = pipeline.copied["model"]
-    assert "created src/model/model05/ and config/model/model05/" in out
-    assert ".venv/bin/python src/model/model05/train.py" in out  # the command to run next
+    assert "created src/model/model06/ and config/model/model06/" in out
+    assert ".venv/bin/python src/model/model06/train.py" in out  # the command to run next
 
     # model01 is frozen: byte for byte what it was; the copy names itself and nothing else
     after = tree_state(ws.root)
     for rel, digest in pipeline.before.items():
         assert after.get(rel) == digest, f"{rel} changed"
-    copy_files = [*(ws.root / "src/model/model05").rglob("*.py"), ws.root / "config/model/model05/config.yaml"]
+    copy_files = [*(ws.root / "src/model/model06").rglob("*.py"), ws.root / "config/model/model06/config.yaml"]
     assert not any("model01" in p.read_text() for p in copy_files)
-    cfg = OmegaConf.load(ws.root / "config/model/model05/config.yaml")
-    assert cfg.experiment_name == "model05" and cfg.model._target_ == "src.model.model05.model.DigitCNN"
+    cfg = OmegaConf.load(ws.root / "config/model/model06/config.yaml")
+    assert cfg.experiment_name == "model06" and cfg.model._target_ == "src.model.model06.model.DigitCNN"
     assert cfg.feature_dir == "_data/feature/feature01"  # another stage's name: unchanged
-    assert cfg.data._target_ == "src.model.model05.data.DigitDataModule"
+    assert cfg.data._target_ == "src.model.model06.data.DigitDataModule"
     # only experiment code was copied: the machinery stays in src/utils
-    python = "".join(p.read_text() for p in (ws.root / "src/model/model05").rglob("*.py"))
+    python = "".join(p.read_text() for p in (ws.root / "src/model/model06").rglob("*.py"))
     for machinery in ("import gc", "import signal", "import mlflow", "KeyboardInterrupt", "gc.", "signal."):
         assert machinery not in python, machinery
-    assert cfg.hydra.callbacks.mlflow_sweep.folder == "model05"  # the sweep parent's tags name the copy
+    assert cfg.hydra.callbacks.mlflow_sweep.folder == "model06"  # the sweep parent's tags name the copy
 
-    assert "experiment=model05" in pipeline.trained
+    assert "experiment=model06" in pipeline.trained
     assert runs_of(ws, "model01") == []
-    runs = runs_of(ws, "model05")
+    runs = runs_of(ws, "model06")
     (single,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("sweep") != "parent"]
     assert single.info.status == "FINISHED" and "best_val_acc" in single.data.metrics
-    assert single.data.tags["experiment_folder"] == "src/model/model05" and single.data.tags["stage"] == "model"
-    assert single.data.params["experiment_name"] == "model05" and single.data.params["max_epochs"] == "1"
-    assert single.data.tags["hydra_output_dir"].startswith(str(ws.root / "outputs" / "model05"))
+    assert single.data.tags["experiment_folder"] == "src/model/model06" and single.data.tags["stage"] == "model"
+    assert single.data.params["experiment_name"] == "model06" and single.data.params["max_epochs"] == "1"
+    assert single.data.tags["hydra_output_dir"].startswith(str(ws.root / "outputs" / "model06"))
     (parent,) = [r for r in runs if r.data.tags.get("sweep") == "parent"]
-    assert parent.data.tags["experiment_folder"] == "src/model/model05"
-    assert parent.data.tags["optuna_study"].startswith("model05-")
+    assert parent.data.tags["experiment_folder"] == "src/model/model06"
+    assert parent.data.tags["optuna_study"].startswith("model06-")
 
 
 @pytest.mark.slow
-def test_feature03_copy_still_reads_dataset01(pipeline) -> None:
+def test_feature04_copy_still_reads_dataset01(pipeline) -> None:
     ws = pipeline.ws
-    cfg = OmegaConf.load(ws.root / "config/feature/feature03/config.yaml")
+    cfg = OmegaConf.load(ws.root / "config/feature/feature04/config.yaml")
     assert (cfg.experiment_name, cfg.dataset_dir, cfg.output_dir) == (
-        "feature03", "_data/data/dataset01", "_data/feature/feature03")
+        "feature04", "_data/data/dataset01", "_data/feature/feature04")
     dataset = read_json(ws.root / "_data/data/dataset01/manifest.json")
-    built = read_json(ws.root / "_data/feature/feature03/manifest.json")
-    assert built["dataset"]["hash"] == dataset["content_hash"] and built["stage"] == "feature03"
+    built = read_json(ws.root / "_data/feature/feature04/manifest.json")
+    assert built["dataset"]["hash"] == dataset["content_hash"] and built["stage"] == "feature04"
     assert (ws.root / "_data/feature/feature01/manifest.json").is_file()  # feature01's output is its own
-    (run,) = runs_of(ws, "feature03")
-    assert run.data.tags["experiment_folder"] == "src/feature/feature03"
+    (run,) = runs_of(ws, "feature04")
+    assert run.data.tags["experiment_folder"] == "src/feature/feature04"
     assert run.data.tags["dataset01_run_id"] == dataset["mlflow_run_id"]
-    assert "_data/feature/feature03" in pipeline.copied["feature"]  # says how a model would use it
+    assert "_data/feature/feature04" in pipeline.copied["feature"]  # says how a model would use it
 
 
 @pytest.mark.slow
@@ -138,13 +138,13 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
 
     client = ws.client()
     all_runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
-    assert len(all_runs) == 7  # dataset01, feature01, feature03, model05 run, sweep parent + 2 trials
+    assert len(all_runs) == 7  # dataset01, feature01, feature04, model06 run, sweep parent + 2 trials
     names = {e.experiment_id: e.name for e in client.search_experiments()}
     for run in all_runs:
         cells = row_of(text, run.info.run_id)
         assert cells[1] == names[run.info.experiment_id] and cells[4] == run.info.status
         assert run.info.run_id not in text  # short ids only
-    single = next(r for r in runs_of(ws, "model05") if not r.data.tags.get("mlflow.parentRunId")
+    single = next(r for r in runs_of(ws, "model06") if not r.data.tags.get("mlflow.parentRunId")
                   and r.data.tags.get("sweep") != "parent")
     cells = row_of(text, single.info.run_id)
     assert cells[3] == "run" and cells[5] == "lr=0.003 batch_size=64 dropout=0.25 optimizer=adamw fold=0 max_epochs=1"
@@ -152,7 +152,7 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
                         f"oof_accuracy={single.data.metrics['oof_accuracy']:.4f}")
     assert cells[7] == "baseline, one epoch"  # the note given on the command line
 
-    parent = next(r for r in runs_of(ws, "model05") if r.data.tags.get("sweep") == "parent")
+    parent = next(r for r in runs_of(ws, "model06") if r.data.tags.get("sweep") == "parent")
     trials = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(trials) == 2
     assert row_of(text, trials[0].info.run_id)[3] == f"trial of {parent.info.run_id[:8]}"
@@ -160,13 +160,13 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
     assert row_of(runs_section, parent.info.run_id)[3:6] == ["sweep", "FINISHED", "n_trials=2"]
     best = parent.data.tags["best_run_id"]
     sweep_row = row_of(sweeps_section, parent.info.run_id)
-    assert sweep_row[0] == "model05" and sweep_row[3] == "2/2"
+    assert sweep_row[0] == "model06" and sweep_row[3] == "2/2"
     assert sweep_row[4] == f"{int(parent.data.metrics['n_trials_pruned'])} ({parent.data.params['pruner']})"
     assert sweep_row[6] == f"best_val_acc={parent.data.metrics['best_val_acc']:.4f}" and sweep_row[7] == best[:8]
     assert sweep_row[8] == f"lr={float(parent.data.params['best.lr']):.4g}"
     # each experiment of the day links to its runs table in the MLflow UI's "Model training" view
-    model05 = client.get_experiment_by_name("model05").experiment_id
-    assert f"[model05](http://127.0.0.1:5000/#/experiments/{model05}?workflowType=machine_learning)" in runs_section
+    model06 = client.get_experiment_by_name("model06").experiment_id
+    assert f"[model06](http://127.0.0.1:5000/#/experiments/{model06}?workflowType=machine_learning)" in runs_section
 
     # a second call appends; what the user wrote meanwhile (even without a final newline) stays
     path.write_text(text + "my note: dropout 0.1 next")
@@ -221,15 +221,15 @@ def test_diary_without_a_store_says_no_runs_yet(workspace: Workspace) -> None:
 
 def test_new_experiment_refuses_and_writes_nothing(workspace: Workspace) -> None:
     ws = workspace
-    ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))  # -> model05 (02: regression; 03, 04: trees)
-    (ws.root / "config/model/model06").mkdir()  # half an experiment: its number is taken too
+    ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))  # -> model06 (02: regression; 03, 04, 05: trees)
+    (ws.root / "config/model/model07").mkdir()  # half an experiment: its number is taken too
     state = tree_state(ws.root)
     for args, message in [
-        (("model", "model01", "model05"), "src/model/model05 already exists"),
-        (("model", "model01", "model06"), "config/model/model06 already exists"),
+        (("model", "model01", "model06"), "src/model/model06 already exists"),
+        (("model", "model01", "model07"), "config/model/model07 already exists"),
         (("model", "model01", "model01"), "src/model/model01 already exists"),
         (("model", "model11"), "no experiment folder src/model/model11; existing model folders: model01, model02, "
-                               "model03, model04, model05"),
+                               "model03, model04, model05, model06"),
         (("model", "feature01"), "no experiment folder src/model/feature01"),
         (("models", "model01"), "unknown stage 'models'"),
         (("utils", "diary"), "unknown stage 'utils'"),
@@ -240,9 +240,9 @@ def test_new_experiment_refuses_and_writes_nothing(workspace: Workspace) -> None
         assert tree_state(ws.root) == state, f"{args} wrote something"
 
     # the next number is past every one in use (src/ or config/), and an explicit free name works
-    assert "src/model/model07/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))
-    assert "src/model/model09/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model05", "model09"))
-    assert (ws.root / "src/model/model09/train.py").read_text().startswith('"""model09: ')
+    assert "src/model/model08/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model01"))
+    assert "src/model/model10/" in ok(ws.bash("scripts/new_experiment.sh", "model", "model06", "model10"))
+    assert (ws.root / "src/model/model10/train.py").read_text().startswith('"""model10: ')
     assert not [p for p in (*(ws.root / "src/model").iterdir(), *(ws.root / "config/model").iterdir())
                 if p.name.startswith(".")]  # no temporary folders left behind
 
@@ -252,17 +252,17 @@ def test_dataset_copy_renames_its_outputs_only(workspace: Workspace) -> None:
     (ws.root / "src/dataset/dataset01/__pycache__").mkdir(exist_ok=True)
     (ws.root / "src/dataset/dataset01/__pycache__/x.cpython-311.pyc").write_bytes(b"\0")
     out = ok(ws.bash("scripts/new_experiment.sh", "dataset", "dataset01"))
-    assert ".venv/bin/python src/dataset/dataset03/make_dataset.py" in out
-    yaml = (ws.root / "config/dataset/dataset03/config.yaml").read_text()
+    assert ".venv/bin/python src/dataset/dataset04/make_dataset.py" in out
+    yaml = (ws.root / "config/dataset/dataset04/config.yaml").read_text()
     cfg = OmegaConf.create(yaml)
-    assert (cfg.experiment_name, cfg.raw_dir, cfg.output_dir) == ("dataset03", None, "_data/data/dataset03")
+    assert (cfg.experiment_name, cfg.raw_dir, cfg.output_dir) == ("dataset04", None, "_data/data/dataset04")
     assert cfg.competition == "digit-recognizer"  # the copy belongs to its source's competition
-    assert "dataset01" not in yaml and "${root:}/outputs/dataset03/" in yaml
-    code = (ws.root / "src/dataset/dataset03/make_dataset.py").read_text()
-    assert code.startswith('"""dataset03: ') and "src/dataset/dataset03/make_dataset.py" in code
+    assert "dataset01" not in yaml and "${root:}/outputs/dataset04/" in yaml
+    code = (ws.root / "src/dataset/dataset04/make_dataset.py").read_text()
+    assert code.startswith('"""dataset04: ') and "src/dataset/dataset04/make_dataset.py" in code
     assert "src/feature/feature01/build_features.py" in code  # the hint names feature01: another stage
-    assert not (ws.root / "src/dataset/dataset03/__pycache__").exists()
-    assert oct((ws.root / "src/dataset/dataset03").stat().st_mode & 0o777) == oct(
+    assert not (ws.root / "src/dataset/dataset04/__pycache__").exists()
+    assert oct((ws.root / "src/dataset/dataset04").stat().st_mode & 0o777) == oct(
         (ws.root / "src/dataset/dataset01").stat().st_mode & 0o777)
 
 
@@ -271,12 +271,12 @@ def test_the_fast_tests_pick_up_the_copy(pipeline) -> None:
     """The copy is tested by the in-process tests over every folder without editing them."""
     ws = pipeline.ws
     res = ws.python("-m", "pytest", str(ws.root / "tests/test_experiments.py"), "-v", "-p", "no:cacheprovider",
-                    "-k", "model05 and (composes or trains or option)", "--rootdir", str(ws.root))
+                    "-k", "model06 and (composes or trains or option)", "--rootdir", str(ws.root))
     assert res.returncode == 0, res.stdout[-3000:]
     # its config and schema, every option of its config groups, its training through the harness
-    for test in ("test_config_composes_and_passes_its_schema[model-model05]",
-                 "test_every_config_option_reaches_the_model[model05-scheduler=none]",
-                 "test_model_folder_trains_through_the_harness[model05]"):
+    for test in ("test_config_composes_and_passes_its_schema[model-model06]",
+                 "test_every_config_option_reaches_the_model[model06-scheduler=none]",
+                 "test_model_folder_trains_through_the_harness[model06]"):
         assert f"{test} PASSED" in res.stdout, res.stdout[-3000:]
 
 

@@ -230,6 +230,37 @@ def playground_zip(path: Path, n_train: int = 240, n_test: int = 60) -> Path:
     return path
 
 
+def passengers_zip(path: Path, n_train: int = 400, n_test: int = 100) -> Path:
+    """What `kaggle competitions download -c titanic` leaves, generated: train.csv (PassengerId, Survived, Pclass,
+    Name, Sex, Age, SibSp, Parch, Ticket, Fare, Cabin, Embarked; text columns and missing values as in the real
+    list), test.csv and gender_submission.csv (PassengerId,Survived)."""
+    rng = np.random.default_rng(0)
+    n = n_train + n_test
+    pclass = rng.choice([1, 2, 3], n, p=[0.25, 0.2, 0.55])
+    sex = rng.choice(["male", "female"], n, p=[0.65, 0.35])
+    age = rng.gamma(4, 7.5, n).round(0)
+    age[rng.random(n) < 0.2] = np.nan
+    fare = (rng.gamma(2, 8, n) * (4 - pclass) ** 1.5).round(4)
+    embarked = rng.choice(["S", "C", "Q"], n, p=[0.72, 0.19, 0.09]).astype(object)
+    embarked[rng.choice(n, 2, replace=False)] = None
+    cabin = np.where((pclass == 1) & (rng.random(n) < 0.8), [f"C{k}" for k in rng.integers(1, 120, n)], None)
+    logit = 1.2 * (sex == "female") * 2 - 1.0 * (pclass - 2) - 0.02 * np.nan_to_num(age - 30) - 0.9
+    survived = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pd.DataFrame({
+        "PassengerId": np.arange(1, n + 1), "Survived": survived, "Pclass": pclass,
+        "Name": [f"Passenger{k}, Mr. A" for k in range(n)], "Sex": sex, "Age": age,
+        "SibSp": rng.poisson(0.5, n), "Parch": rng.poisson(0.4, n),
+        "Ticket": [f"T{k}" for k in rng.integers(10_000, 100_000, n)],
+        "Fare": fare, "Cabin": cabin, "Embarked": embarked})
+    test = frame.iloc[n_train:].drop(columns="Survived")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("train.csv", frame.iloc[:n_train].to_csv(index=False))
+        z.writestr("test.csv", test.to_csv(index=False))
+        z.writestr("gender_submission.csv", test[["PassengerId"]].assign(
+            Survived=(test["Sex"] == "female").astype(int)).to_csv(index=False))
+    return path
+
+
 def yaml_after(doc: str, line: int) -> str:
     """The first ```yaml block after a line of `doc`, unindented."""
     lines = (REPO / doc).read_text(encoding="utf-8").splitlines()

@@ -231,6 +231,8 @@ def test_tree_folder_trains_through_the_harness(folder: str, estimator: str, fea
 
     from src.utils.predict.reload import load_run
     from src.utils.predict.submission import run_features, test_scores
+    from src.utils.run.boosting import as_input, library
+    from src.utils.run.estimators import fold_arrays
 
     module = entry("model", folder)
     probe = hydra_config("model", folder, [f"estimator={estimator}"], tmp_path / "probe")
@@ -256,8 +258,8 @@ def test_tree_folder_trains_through_the_harness(folder: str, estimator: str, fea
     feats = run_features(reloaded)
     oof = pd.read_csv(client.download_artifacts(run.info.run_id, "oof_predictions.csv", str(tmp_path)))
     rows = feats.split(0)[1]
-    again = reloaded.competition().task.estimator_scores(reloaded.model, feats.train_x.reshape(len(feats.train_x),
-                                                                                                -1)[rows])
+    (_, (valid_x, _)) = fold_arrays(feats, 0)  # the table's rows, or the arrays' rows
+    again = reloaded.competition().task.estimator_scores(reloaded.model, as_input(library(reloaded.model), valid_x))
     logged = oof.set_index("row").loc[rows]
     columns = [c for c in logged.columns if c.startswith("prob_")] or [c for c in logged.columns
                                                                        if c.startswith("pred_")]

@@ -83,6 +83,23 @@ class Features:
     def train_x(self) -> np.ndarray:
         return self.load("train_x")
 
+    @property
+    def is_table(self) -> bool:
+        """The inputs are a table (train_x.parquet: columns of their own types, categories, missing values)."""
+        return (self.dir / "train_x.parquet").is_file()
+
+    def table(self, name: str) -> pd.DataFrame:
+        """`<name>.parquet` of the folder (categoricals come back as pandas categories)."""
+        key = ("table", name)
+        if key not in self._splits:
+            path = self.dir / f"{name}.parquet"
+            try:
+                self._splits[key] = pd.read_parquet(path)
+            except (OSError, ValueError) as exc:
+                raise WorkspaceError(f"{shown(path)} cannot be read ({str(exc).splitlines()[0] if str(exc) else exc})"
+                                     f"; rebuild the features: {self.rebuild}") from exc
+        return self._splits[key]
+
     def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
         """(train rows, validation rows) of `fold`: validate on it, train on the others (earlier ones if ordered)."""
         if fold not in self._splits:

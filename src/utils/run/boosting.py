@@ -104,10 +104,37 @@ def fit_sklearn(est: Any, train: tuple, valid: tuple, stop: int | None, reporter
 FIT = {"lightgbm": fit_lightgbm, "xgboost": fit_xgboost, "catboost": fit_catboost, "sklearn": fit_sklearn}
 
 
-def prepare(est: Any, lib: str, work_dir: str) -> None:
-    """What a library writes on its own goes under the fold's folder (CatBoost's catboost_info/), not the cwd."""
-    if lib == "catboost" and not {"train_dir", "allow_writing_files"} & set(est.get_params()):
+def prepare(est: Any, lib: str, work_dir: str, x: Any = None) -> None:
+    """What a library writes on its own goes under the fold's folder (CatBoost's catboost_info/), not the cwd; a
+    table's categorical columns are declared to the libraries that need it (XGBoost, CatBoost; LightGBM reads
+    pandas categories by itself)."""
+    params = est.get_params()
+    if lib == "catboost" and not {"train_dir", "allow_writing_files"} & set(params):
         est.set_params(train_dir=work_dir)
+    categorical = categorical_columns(x)
+    if not categorical:
+        return
+    if lib == "xgboost":
+        est.set_params(enable_categorical=True)
+    elif lib == "catboost" and params.get("cat_features") is None:
+        est.set_params(cat_features=categorical)
+
+
+def categorical_columns(x: Any) -> list[str]:
+    dtypes = getattr(x, "dtypes", None)
+    return [] if dtypes is None else [str(c) for c, t in dtypes.items() if str(t) == "category"]
+
+
+def as_input(lib: str, x: Any) -> Any:
+    """`x` as the library reads it: CatBoost takes categories as text with missing as its own value ("nan"), the
+    others a table's categories as they are."""
+    categorical = categorical_columns(x) if lib == "catboost" else []
+    if not categorical:
+        return x
+    x = x.copy()
+    for column in categorical:
+        x[column] = x[column].astype(object).where(x[column].notna(), "nan").astype(str)
+    return x
 
 
 def importance(est: Any, lib: str, n_features: int) -> tuple[np.ndarray, str] | None:

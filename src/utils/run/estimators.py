@@ -31,15 +31,21 @@ log = logging.getLogger(__name__)
 
 
 def fold_arrays(features: Any, fold: int) -> tuple[tuple, tuple]:
-    """((x, y) to train on, (x, y) to validate on) of a fold, as 2-D inputs and 1-D targets where there is one."""
+    """((x, y) to train on, (x, y) to validate on) of a fold: a table's rows (a feature folder of tables) or 2-D
+    arrays, and 1-D targets where there is one."""
     train_idx, valid_idx = features.split(fold)
-    x = features.train_x.reshape(len(features.train_x), -1)
     y = features.train_y.reshape(len(features.train_y), -1)
     y = y[:, 0] if y.shape[1] == 1 else y
+    if features.is_table:
+        x = features.table("train_x")
+        return (x.iloc[train_idx], y[train_idx]), (x.iloc[valid_idx], y[valid_idx])
+    x = features.train_x.reshape(len(features.train_x), -1)
     return (x[train_idx], y[train_idx]), (x[valid_idx], y[valid_idx])
 
 
-def test_inputs(features: Any) -> np.ndarray:
+def test_inputs(features: Any) -> Any:
+    if features.is_table:
+        return features.table("test_x")
     x = features.load("test_x")
     return x.reshape(len(x), -1)
 
@@ -63,7 +69,9 @@ class EstimatorLearner:
     def fit(self, fold: Fold) -> FoldResult:
         cfg, t0 = fold.cfg, time.perf_counter()
         train, valid = fold_arrays(fold.features, fold.fold)
-        boosting.prepare(self.estimator, self.lib, str(fold.ckpt_dir / f"fold{fold.fold}"))
+        boosting.prepare(self.estimator, self.lib, str(fold.ckpt_dir / f"fold{fold.fold}"), train[0])
+        train, valid = (boosting.as_input(self.lib, train[0]), train[1]), (boosting.as_input(self.lib, valid[0]),
+                                                                         valid[1])
         monitor = str(cfg.monitor).removeprefix("val_")
         reporter = (boosting.Reporter(fold.link.report, monitor, int(cfg.report_every))
                     if fold.link is not None and not fold.cv else None)
@@ -79,7 +87,8 @@ class EstimatorLearner:
         log.info("%s%s: %s, %s = %.4f (%.1f s)", fold.label, self.lib,
                  f"{rounds} rounds (best {fitted.best_round + 1})" if fitted.best_round is not None
                  else f"{rounds} rounds" if rounds else "fitted", cfg.monitor, best, time.perf_counter() - t0)
-        test = task.estimator_scores(self.estimator, test_inputs(fold.features)) if fold.predict_test else None
+        test = (task.estimator_scores(self.estimator, boosting.as_input(self.lib, test_inputs(fold.features)))
+                if fold.predict_test else None)
         return FoldResult(fold.fold, best, self.estimator, fold.features.split(fold.fold)[1], scores, [],
                           reporter is not None and reporter.stopped_at is not None, test)
 
@@ -134,4 +143,4 @@ class EstimatorLearner:
 def estimator_test_scores(models: list[Any], features: Any, task: Any, rule: str = "mean") -> np.ndarray:
     """Several fitted estimators' scores on the test rows (the folds of a run), combined by `rule`."""
     x = test_inputs(features)
-    return task.combine([task.estimator_scores(m, x) for m in models], rule)
+    return task.combine([task.estimator_scores(m, boosting.as_input(boosting.library(m), x)) for m in models], rule)
