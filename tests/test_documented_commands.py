@@ -50,7 +50,6 @@ COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
 TINY_RESUME = ["max_epochs=2"]  # resuming the 1-epoch run's last.ckpt: one more epoch
 TINY_SWEEP = ["hydra.sweeper.n_trials=2", "max_epochs=1"]
-TREES = tuple(p.parent.name for p in (REPO / "config/model").glob("*/estimator"))  # estimator folders: rounds
 TINY_BENCH = ["--size", "tiny", "--trials", "2", "--epochs", "1", "--repeats", "1", "--sweep-repeats", "1"]
 UIS = ("mlflow_ui.sh", "optuna_dashboard.sh", "jupyter.sh", "tensorboard.sh")
 
@@ -214,22 +213,6 @@ def session(prepared_template: Workspace, tmp_path_factory) -> Session:
     return Session(main, fresh, home, env)
 
 
-def playground_zip(path: Path, n_train: int = 240, n_test: int = 60) -> Path:
-    """What `kaggle competitions download -c playground-s5e1` leaves: train.csv (id, columns, num_sold), test.csv
-    and sample_submission.csv (id,num_sold), as the walkthrough describes them."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n_train + n_test, 3))
-    frame = pd.DataFrame(x, columns=["price", "promo", "season"]).round(4)
-    frame.insert(0, "id", np.arange(len(frame)))
-    sold = (100 + 20 * x[:, 0] - 10 * x[:, 1] + rng.normal(scale=2, size=len(frame))).round(2)
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("train.csv", frame.iloc[:n_train].assign(num_sold=sold[:n_train]).to_csv(index=False))
-        z.writestr("test.csv", frame.iloc[n_train:].to_csv(index=False))
-        z.writestr("sample_submission.csv",
-                   frame.iloc[n_train:][["id"]].assign(num_sold=0.0).to_csv(index=False))
-    return path
-
-
 def passengers_zip(path: Path, n_train: int = 400, n_test: int = 100) -> Path:
     """What `kaggle competitions download -c titanic` leaves, generated: train.csv (PassengerId, Survived, Pclass,
     Name, Sex, Age, SibSp, Parch, Ticket, Fare, Cabin, Embarked; text columns and missing values as in the real
@@ -273,18 +256,29 @@ def walkthrough_step(s: Session, command: Command, prepared_template: Workspace,
     """The workspace of the walkthrough, with the edits its text asks for made before the command that needs them."""
     if s.walk is None:
         s.walk = copy_prepared(prepared_template, base / "walk" / "ws")
-        playground_zip(s.walk.root / "playground-s5e1.zip")  # step 2's download
+        passengers_zip(s.walk.root / "titanic.zip")  # step 2's download
     ws = s.walk
-    if "/dataset03/" in command.text and not s.walk_edited:  # step 3: point the copies at the competition
-        edits = {"dataset/dataset03": {"competition": "playground-s5e1"},
-                 "feature/feature03": {"competition": "playground-s5e1", "dataset_dir": "_data/data/dataset03"},
-                 "model/model05": {"competition": "playground-s5e1", "feature_dir": "_data/feature/feature03"}}
-        for folder, values in edits.items():
-            path = ws.root / "config" / folder / "config.yaml"
+    if "/dataset04/" in command.text and not s.walk_edited:  # step 3: point the copies at the competition
+        edits = {  # file -> (the line as copied, the line as the walkthrough writes it)
+            "dataset/dataset04/config.yaml": [(r"^competition: \S+", "competition: titanic"),
+                                              (r"^  drop: \[\]", "  drop: [Name, Ticket]"),
+                                              (r"^    _target_: sklearn.model_selection.KFold",
+                                               "    _target_: sklearn.model_selection.StratifiedKFold"),
+                                              (r"^  stratify: null", "  stratify: Survived")],
+            "feature/feature04/config.yaml": [(r"^competition: \S+", "competition: titanic"),
+                                              (r"^dataset_dir: \S+", "dataset_dir: _data/data/dataset04")],
+            "model/model06/config.yaml": [(r"^competition: \S+", "competition: titanic"),
+                                          (r"^feature_dir: \S+", "feature_dir: _data/feature/feature04")],
+            "model/model06/estimator/lightgbm.yaml": [(r"^monitor: \S+", "monitor: val_binary_logloss"),
+                                                      (r"^  _target_: \S+", "  _target_: lightgbm.LGBMClassifier"),
+                                                      (r"^  objective: \S+", "  objective: binary"),
+                                                      (r"^  metric: \S+", "  metric: binary_logloss")]}
+        for rel, lines in edits.items():
+            path = ws.root / "config" / rel
             text = path.read_text()
-            for key, value in values.items():
-                text, n = re.subn(rf"^{key}: \S+", f"{key}: {value}", text, count=1, flags=re.M)
-                assert n == 1, f"{path} has no top-level {key}"
+            for pattern, line in lines:
+                text, n = re.subn(pattern, line, text, count=1, flags=re.M)
+                assert n == 1, f"{path} has no line {pattern}"
             path.write_text(text)
         s.walk_edited = True
     return ws
@@ -451,7 +445,8 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
             "bench": TINY_BENCH}.get(how, [])
     if how == "train" and "ckpt_path=" in text:
         tiny = TINY_RESUME
-    if any(f"src/model/{folder}/" in text for folder in TREES):  # a tree's rounds, not a network's epochs
+    if any((ws.root / "config/model" / folder / "estimator").is_dir()  # a tree's rounds, not a network's epochs
+           for folder in re.findall(r"src/model/(model\d+)/", text)):
         tiny = [t.replace("max_epochs=1", "n_estimators=20") for t in tiny]
     line = " ".join([text, *map(shlex.quote, tiny)])
     where = f"{command.text}  ({', '.join(command.places)}; run as: {line})"

@@ -47,8 +47,9 @@ def members(features: dict[str, Path], store: Path, tmp_path_factory) -> dict[st
     trees: dict[str, str] = {}
     for folder in TREES:
         name = competition_of("model", folder)
-        feature_dir = features[Path(str(hydra_config("model", folder, [], tmp / "probe").feature_dir)).name]
-        trees.setdefault(name, train_in_process(folder, feature_dir, tmp / folder, "fold=all"))
+        if name not in trees:  # the competition's first tree folder
+            feature_dir = features[Path(str(hydra_config("model", folder, [], tmp / "probe").feature_dir)).name]
+            trees[name] = train_in_process(folder, feature_dir, tmp / folder, "fold=all")
     for folder in NETWORKS:
         name = competition_of("model", folder)
         if name in out:
