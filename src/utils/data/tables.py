@@ -27,7 +27,8 @@ import pandas as pd
 from src.utils.core.errors import WorkspaceError
 from src.utils.core.paths import shown
 
-NUMERIC_SHARE = 0.9  # a text column whose values are at least this share numbers is a number column with a typo
+NUMERIC_SHARE = 0.5  # a text column whose values are mostly numbers is a number column with a typo (or a
+#                     mixed code such as a ticket number): the user says which, in columns.categorical or .drop
 
 
 @dataclass
@@ -147,7 +148,7 @@ def encode_target(frame: pd.DataFrame, competition: Any, path: Path, fix: str) -
     if bad.any():
         line, _ = _line(frame, bad)
         seen = sorted(set(as_text))[:6]
-        raise WorkspaceError(f"{shown(path)} line {line}, column {target}: {values.iloc[line - 2]!r} is not one of "
+        raise WorkspaceError(f"{shown(path)} line {line}, column {target}: {as_text.iloc[line - 2]!r} is not one of "
                              f"the task's classes {classes} (the column holds {seen}); set task.classes in "
                              f"config/competition/{competition.name}.yaml to the labels it holds")
     return as_text.map(index).to_numpy(np.int64)
