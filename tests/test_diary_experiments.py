@@ -148,8 +148,10 @@ def test_diary_lists_the_days_runs_and_appends(pipeline) -> None:
                   and r.data.tags.get("sweep") != "parent")
     cells = row_of(text, single.info.run_id)
     assert cells[3] == "run" and cells[5] == "lr=0.003 batch_size=64 dropout=0.25 optimizer=adamw fold=0 max_epochs=1"
+    below = " (does not beat it)" if single.data.tags["beats_baseline"] == "false" else ""
     assert cells[6] == (f"best_val_acc={single.data.metrics['best_val_acc']:.4f} "
-                        f"oof_accuracy={single.data.metrics['oof_accuracy']:.4f}")
+                        f"oof_accuracy={single.data.metrics['oof_accuracy']:.4f} "
+                        f"baseline={single.data.metrics['baseline_oof_accuracy']:.4f}{below}")
     assert cells[7] == "baseline, one epoch"  # the note given on the command line
 
     parent = next(r for r in runs_of(ws, "model06") if r.data.tags.get("sweep") == "parent")

@@ -143,6 +143,10 @@ def score(run: Any) -> str:
     for name in names or ["objective"]:
         if name in metrics:
             shown.append(f"{name}={metrics[name]:.4f}")
+    baseline = f"baseline_oof_{run.data.tags.get('competition_metric')}"
+    if baseline in metrics:
+        below = " (does not beat it)" if run.data.tags.get("beats_baseline") == "false" else ""
+        shown.append(f"baseline={metrics[baseline]:.4f}{below}")
     return " ".join(shown) or "-"
 
 

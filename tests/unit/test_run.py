@@ -358,3 +358,31 @@ def test_estimator_scores_give_a_class_the_fold_never_saw_a_zero_column() -> Non
     est = LogisticRegression().fit(x, np.array([0, 2] * 6))  # class 1 missing in this fold's training rows
     scores = Multiclass(["y"], 3).estimator_scores(est, x)
     assert scores.shape == (12, 3) and (scores[:, 1] == 0).all() and np.allclose(scores.sum(1), 1)
+
+
+# --- the trivial baseline ---------------------------------------------------------------------------------------------
+def test_the_baseline_of_classes_is_the_majority_and_of_values_the_training_mean(caplog) -> None:
+    from src.utils.competition import load
+    from src.utils.run.baseline import baseline_metrics, check_against
+
+    folds = np.arange(40) % 4
+    digits = load("digit-recognizer")  # accuracy first
+    y = np.where(np.arange(40) % 5 == 0, 3, 7)  # class 7 in 4 rows of 5
+    m = baseline_metrics(digits, y, folds, [0, 1, 2, 3])
+    assert m["baseline_oof_accuracy"] == pytest.approx(0.8)
+    assert check_against({"oof_accuracy": 0.9, **m}, digits)
+    assert not check_against({"oof_accuracy": 0.8, **m}, digits)  # a tie does not beat it
+    assert "OOF accuracy 0.8000 does not beat the trivial baseline's 0.8000 (the class shares: always the majority " \
+           "class); usually the loss or output head does not fit" in caplog.text
+    diabetes = load("diabetes-sample")  # rmse first, lower is better
+    values = np.arange(40, dtype=np.float32)
+    m = baseline_metrics(diabetes, values, folds, [1])  # one fold: its rows, predicted by the other folds' mean
+    rows = folds == 1
+    assert m["baseline_oof_rmse"] == pytest.approx(np.sqrt(np.mean((values[rows] - values[~rows].mean()) ** 2)))
+    assert check_against({"oof_rmse": m["baseline_oof_rmse"] - 1, **m}, diabetes)
+
+
+def test_the_summary_line_shows_the_baseline() -> None:
+    summary = Summary(0.9, {"oof_accuracy": 0.91, "baseline_oof_accuracy": 0.11}, 0.9)
+    assert summary.line("val_acc", 5, "accuracy") == ("best_val_acc=0.9000 (CV mean of 5 folds), OOF accuracy=0.9100 "
+                                                      "(trivial baseline 0.1100)")

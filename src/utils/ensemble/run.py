@@ -45,6 +45,7 @@ from src.utils.core.io import atomic_file
 from src.utils.core.paths import ROOT, folder_of
 from src.utils.ensemble.members import Member, check_member, load_arrays, model_inputs, resolve_members
 from src.utils.ensemble.methods import Method, nested_oof
+from src.utils.run.baseline import baseline_metrics, check_against
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ class Blended:
     best: int
     table: pd.DataFrame
     submission: pd.DataFrame
+    baseline: dict[str, float]  # baseline_oof_<metric>: the trivial predictor on the same rows and folds
 
 
 def fit_blend(cfg: DictConfig, client, competition: Competition, method: Method, clock: Clock) -> Blended:
@@ -172,9 +174,10 @@ def fit_blend(cfg: DictConfig, client, competition: Competition, method: Method,
     submission = competition.submission(arrays.test_ids, blended_test)
     competition.check_submission(submission)
     clock.lap("score")
+    baseline = baseline_metrics(competition, y, folds, sorted(int(k) for k in np.unique(folds) if k >= 0))
     return Blended(members, arrays, blended, blended_test, nested, competition.score(y, blended),
                    competition.score(y, nested), per_member, int(np.argmax([sign * s[name] for s in per_member])),
-                   table, submission)
+                   table, submission, baseline)
 
 
 def run_description(cfg: DictConfig, result: Blended, competition: Competition) -> tuple[dict, dict, dict]:
@@ -193,6 +196,7 @@ def run_description(cfg: DictConfig, result: Blended, competition: Competition) 
                **{f"nested_oof_{k}": v for k, v in result.honest.items()},
                **{f"best_member_oof_{k}": v for k, v in result.per_member[result.best].items()},
                **{f"member{i}_oof_{name}": s[name] for i, s in enumerate(result.per_member)},
+               **result.baseline,
                "objective": result.honest[name], "n_members": float(len(members))}
     return resolved, tags, metrics
 
@@ -267,8 +271,11 @@ def record_blend(cfg: DictConfig, result: Blended, competition: Competition, met
             client.log_inputs(run.info.run_id, models=inputs)
         clock.lap("record")
         mlflow.log_metrics({f"time_{k}_s": v for k, v in clock.timings.items()})
-        log.info("ensemble of %d: %s in-sample %.4f, nested CV %.4f; best member %.4f (%s)", len(members), name,
-                 result.in_sample[name], result.honest[name], result.per_member[best][name], members[best].name)
+        log.info("ensemble of %d: %s in-sample %.4f, nested CV %.4f; best member %.4f (%s); trivial baseline %.4f",
+                 len(members), name, result.in_sample[name], result.honest[name], result.per_member[best][name],
+                 members[best].name, metrics[f"baseline_oof_{name}"])
+        mlflow.set_tag("beats_baseline", str(check_against({f"oof_{name}": result.honest[name],
+                                                            **metrics}, competition)).lower())
         log.info("timings: %s", ", ".join(f"{k} {v:.2f} s" for k, v in clock.timings.items()))
     return run.info.run_id, out
 
@@ -290,7 +297,8 @@ def blend(cfg: DictConfig, schema: type, entry: str) -> float:
     name, best = competition.metric.name, result.per_member[result.best]
     print(result.table[["member", "run_id", "run_name", "weight", f"oof_{name}"]].to_string(index=False), flush=True)
     print(f"run_id={run_id} oof_{name}={result.in_sample[name]:.4f} nested_oof_{name}={result.honest[name]:.4f} "
-          f"best_member_oof_{name}={best[name]:.4f} experiment={cfg.experiment_name} "
+          f"best_member_oof_{name}={best[name]:.4f} baseline_oof_{name}={result.baseline[f'baseline_oof_{name}']:.4f} "
+          f"experiment={cfg.experiment_name} "
           f"({browse_hint()})\nsubmission: {out}\nsubmit:     kaggle competitions submit -c {competition.slug} -f "
           f"{out} -m \"{cfg.experiment_name} {run_id[:8]}\"", flush=True)
     return result.honest[name]

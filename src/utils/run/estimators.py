@@ -36,7 +36,7 @@ def fold_arrays(features: Any, fold: int) -> tuple[tuple, tuple]:
     train_idx, valid_idx = features.split(fold)
     y = features.train_y.reshape(len(features.train_y), -1)
     y = y[:, 0] if y.shape[1] == 1 else y
-    if features.is_table:
+    if getattr(features, "is_table", False):  # a features object of its own may have arrays only
         x = features.table("train_x")
         return (x.iloc[train_idx], y[train_idx]), (x.iloc[valid_idx], y[valid_idx])
     x = features.train_x.reshape(len(features.train_x), -1)
@@ -44,7 +44,7 @@ def fold_arrays(features: Any, fold: int) -> tuple[tuple, tuple]:
 
 
 def test_inputs(features: Any) -> Any:
-    if features.is_table:
+    if getattr(features, "is_table", False):  # a features object of its own may have arrays only
         return features.table("test_x")
     x = features.load("test_x")
     return x.reshape(len(x), -1)

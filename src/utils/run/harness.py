@@ -161,6 +161,7 @@ def fit(cfg: DictConfig, build: Build, schema: type[RunConfig] = RunConfig) -> f
     if not multirun:
         name = inputs.competition.metric.name
         print(f"run_id={run.info.run_id} best_{cfg.monitor}={summary.monitored:.4f} "
-              f"oof_{name}={summary.metrics[f'oof_{name}']:.4f} experiment={experiment_name(cfg)} "
+              f"oof_{name}={summary.metrics[f'oof_{name}']:.4f} "
+              f"baseline_oof_{name}={summary.metrics[f'baseline_oof_{name}']:.4f} experiment={experiment_name(cfg)} "
               f"({browse_hint()})", flush=True)
     return summary.objective

@@ -1,7 +1,7 @@
-"""What a training run records besides its curves: the files it ran with (resolved config, Hydra's files, its code,
-its data, the competition file), the out-of-fold predictions scored by the competition's metrics with the task's
-plots, the test predictions of a fold=all run, the CV summary, its checkpoints and its models (through the
-learner), and the summary line. Learner-neutral: it sees `FoldResult`s only."""
+"""What a training run records besides its curves: the files it ran with (resolved config, Hydra's files, its code, its
+data, the competition file), the out-of-fold predictions scored by the competition's metrics with the task's plots
+and beside the trivial baseline's (baseline.py), the test predictions of a fold=all run, the CV summary, its
+checkpoints and its models (through the learner), and the summary line. Learner-neutral: it sees `FoldResult`s only."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from src.utils.core.errors import WorkspaceError
 from src.utils.core.paths import shown
 from src.utils.core.redaction import redact
 from src.utils.data.features import Features
+from src.utils.run.baseline import baseline_metrics, check_against
 from src.utils.run.learner import FoldResult, Learner
 from src.utils.track.artifacts import code_snapshot
 from src.utils.track.tracking import log_data_input
@@ -112,7 +113,9 @@ class Summary:
 
     def line(self, monitor: str, n_folds: int, metric: str) -> str:
         return (f"best_{monitor}={self.monitored:.4f}" + (f" (CV mean of {n_folds} folds)" if n_folds > 1 else "")
-                + f", OOF {metric}={self.metrics[f'oof_{metric}']:.4f}")
+                + f", OOF {metric}={self.metrics[f'oof_{metric}']:.4f}"
+                + (f" (trivial baseline {self.metrics[f'baseline_oof_{metric}']:.4f})"
+                   if f"baseline_oof_{metric}" in self.metrics else ""))
 
 
 def scores_of(cfg: DictConfig, results: list[FoldResult], features: Features, competition: Competition) -> Summary:
@@ -124,6 +127,8 @@ def scores_of(cfg: DictConfig, results: list[FoldResult], features: Features, co
         metrics |= {f"fold{r.fold}_best_{cfg.monitor}": r.best_score for r in results}
         metrics |= {f"cv_{cfg.monitor}": monitored, f"cv_{cfg.monitor}_std": float(np.std(scores))}
     metrics |= log_oof(results, features, competition)
+    metrics |= baseline_metrics(competition, features.train_y, features.folds, [r.fold for r in results],
+                                features.ordered)
     # the sweep objective: the best monitored value (CV mean), or the competition's metric on the OOF rows
     objective = metrics[f"oof_{competition.metric.name}"] if cfg.get("objective") == "oof" else monitored
     metrics["objective"] = objective
@@ -152,6 +157,7 @@ def record(cfg: DictConfig, learner: Learner, results: list[FoldResult], feature
            competition: Competition, experiment_dir: Path) -> Summary:
     """Everything a finished run records after its folds."""
     summary = scores_of(cfg, results, features, competition)
+    mlflow.set_tag("beats_baseline", str(check_against(summary.metrics, competition)).lower())
     if len(results) > 1 and not cfg.debug:
         log_test_predictions(results, features, competition)
     log_models(cfg, learner, results, experiment_dir)

@@ -200,6 +200,9 @@ def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> dict[str,
         last_step = {t.number: max(t.intermediate_values) for t in trials if t.intermediate_values}
         table["last_step"] = table["number"].map(last_step).astype("Int64")
         table["mlflow_run_id"] = table["number"].map(run_of_trial)
+        # whether each trial's run beat the trivial baseline on the competition's metric (src/utils/run/baseline.py)
+        beats = {c.info.run_id: c.data.tags.get("beats_baseline") for c in children}
+        table["beats_baseline"] = table["mlflow_run_id"].map(beats)
         table.to_csv(tmp_path / "trials.csv", index=False)
         client.log_artifact(parent_run_id, str(tmp_path / "trials.csv"), "sweep")
 
