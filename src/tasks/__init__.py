@@ -52,9 +52,9 @@ class Task:
                 f"(or fix task/target in config/competition/)")
 
     def as_2d(self, outputs: Any) -> np.ndarray:
-        import torch
-
-        x = outputs.detach().float().cpu().numpy() if isinstance(outputs, torch.Tensor) else np.asarray(outputs)
+        if hasattr(outputs, "detach"):  # a torch tensor (torch is never imported for an estimator's arrays)
+            outputs = outputs.detach().float().cpu().numpy()
+        x = np.asarray(outputs)
         return x.reshape(len(x), -1).astype(np.float64)
 
     # --- outputs -> scores -> decisions --------------------------------------------------------------

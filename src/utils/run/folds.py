@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import pytorch_lightning as pl
 
 from src.utils.run.learner import Fold, FoldResult, Learner
 from src.utils.run.learners import learner_for
@@ -20,9 +19,24 @@ log = logging.getLogger(__name__)
 Build = Callable[..., Any]  # build(cfg, features, fold) -> what a learner takes
 
 
+def seed_fold(cfg: Any) -> None:
+    """Python's and NumPy's generators seeded; for a network (a config without an `estimator`, whose library seeds
+    itself) torch's and the data loaders' too, through Lightning, which an estimator's run never imports."""
+    import random
+
+    import numpy as np
+
+    random.seed(int(cfg.seed))
+    np.random.seed(int(cfg.seed) % 2**32)
+    if "estimator" not in cfg:
+        import pytorch_lightning as pl
+
+        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+
 def fit_fold(build: Build, fold: Fold) -> tuple[Learner, FoldResult | None]:
     """One fold: seeded, built, fitted by its learner."""
-    pl.seed_everything(int(fold.cfg.seed), workers=True, verbose=False)
+    seed_fold(fold.cfg)
     learner = learner_for(build(fold.cfg, fold.features, fold.fold))
     return learner, learner.fit(fold)
 
