@@ -313,6 +313,27 @@ def test_a_mistake_found_before_the_run_leaves_the_store_as_it_was(folder: str, 
     assert store_size(store) == before  # no run, no experiment
 
 
+@pytest.mark.parametrize("folder", NETWORKS)
+def test_a_monitor_the_model_does_not_log_is_one_line_and_leaves_no_run(folder: str, features: dict[str, Path],
+                                                                        store: Path, tmp_path: Path, capsys) -> None:
+    """Known only once the model has validated (its first validation): one line naming what it logs, and the run
+    that had started deleted, so `run_id=best`, the diary and the UI never see it."""
+    import mlflow
+
+    module = entry("model", folder)
+    probe = hydra_config("model", folder, [], tmp_path / "probe")
+    args = [f"feature_dir={features[Path(probe.feature_dir).name]}", "experiment_name=typo", "monitor=val_auc",
+            "max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2"]
+    with pytest.raises(SystemExit) as exit_:
+        module.main(hydra_config("model", folder, args, tmp_path / "run"))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: monitor=val_auc is not a metric the model logs; it logs "), err
+    assert "val_loss" in err[0] and "Traceback" not in err[0]
+    client = mlflow.MlflowClient()
+    assert client.search_runs([client.get_experiment_by_name("typo").experiment_id]) == []  # no run left
+
+
 CONFIG_ERRORS = [  # (overrides, what the one error line must say)
     (["lrr=0.1"], "unknown config key 'lrr' (did you mean lr?)"),
     (["trainer.max_epoch=3"], "unknown config key 'trainer.max_epoch'"),

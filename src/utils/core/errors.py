@@ -18,6 +18,12 @@ class WorkspaceError(Exception):
     exit_code = 2
 
 
+class RunRefused(WorkspaceError):
+    """A user error found only once the run had started (e.g. a monitor the model never logs, seen at its first
+    validation): the run it ends holds nothing of the user's, so it is deleted, as if the command had been refused
+    before it began."""
+
+
 def exit_on_user_error(func: F) -> F:
     """Wrap an entry point: a WorkspaceError becomes `error: <message>` on stderr and a non-zero exit."""
 

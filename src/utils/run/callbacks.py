@@ -9,7 +9,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from src.utils.core.errors import WorkspaceError
+from src.utils.core.errors import RunRefused, WorkspaceError
 
 log = logging.getLogger(__name__)
 
@@ -213,3 +213,22 @@ class CheckOutputs(pl.Callback):
                                  f"the out-of-fold predictions")
         self.task.check_outputs(outputs)
         self.done = True
+
+
+class CheckMonitor(pl.Callback):
+    """A `monitor` the model never logs is one line at its first validation (the sanity check's, or the first
+    epoch's), before early stopping or the checkpoint trip over it: the metrics it does log, and the run deleted."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor, self.done = monitor, False
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.done:
+            return
+        logged = sorted(k for k in trainer.callback_metrics if not k.startswith("fold"))
+        if not any(k.startswith("val") for k in logged):  # nothing validated yet to tell
+            return
+        self.done = True
+        if self.monitor not in trainer.callback_metrics:
+            raise RunRefused(f"monitor={self.monitor} is not a metric the model logs; it logs "
+                             f"{', '.join(logged)}: set monitor to one of them (and monitor_mode to match)")

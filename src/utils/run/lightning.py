@@ -23,6 +23,7 @@ from src.utils.core import paths
 from src.utils.core.errors import WorkspaceError
 from src.utils.run.callbacks import (
     BestValidationOutputs,
+    CheckMonitor,
     CheckOutputs,
     EpochReport,
     ReportToTrial,
@@ -85,7 +86,8 @@ class LightningLearner:
             checkpoint.dirpath = str(fold_dir)
         val_outputs = BestValidationOutputs(checkpoint)
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, callbacks=[CheckOutputs(fold.competition.task), *callbacks, StopOnNonFiniteLoss(),
+            cfg.trainer, callbacks=[CheckOutputs(fold.competition.task), CheckMonitor(str(cfg.monitor)), *callbacks,
+                                    StopOnNonFiniteLoss(),
                                     EpochReport(fold.label), val_outputs, SaveOnInterrupt(str(fold_dir))],
             logger=loggers(fold) or False, default_root_dir=str(fold.ckpt_dir), fast_dev_run=bool(cfg.debug))
         return trainer, checkpoint, val_outputs

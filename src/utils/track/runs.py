@@ -13,7 +13,7 @@ from typing import Any
 
 import mlflow
 
-from src.utils.core.errors import WorkspaceError, in_multirun
+from src.utils.core.errors import RunRefused, WorkspaceError, in_multirun
 from src.utils.track.liveness import Heartbeat, process_tags
 from src.utils.track.tracking import get_or_create_experiment, log_params_flat, setup_mlflow, standard_tags
 
@@ -91,7 +91,7 @@ def tracked_run(
     with _run_log() as log_files:
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics,
                                tags={**process_tags(), "log_file": str(log_files[0])})
-        status = "FINISHED"
+        status, refused = "FINISHED", False
         try:
             heartbeat.start(run.info.run_id)
             mlflow.set_tags({**standard_tags(stage, folder, path), **(tags or {})})
@@ -109,7 +109,7 @@ def tracked_run(
             log.error("interrupted (%s); run %s ends KILLED", type(exc).__name__, run.info.run_id)
             raise
         except WorkspaceError as exc:
-            status = "FAILED"
+            status, refused = "FAILED", isinstance(exc, RunRefused)
             # a user error is one line on the console; in a sweep the trial's log keeps the traceback too
             log.error("%s", exc, exc_info=in_multirun())
             raise
@@ -127,3 +127,5 @@ def tracked_run(
                         mlflow.log_artifact(str(path), artifact_path="logs")
             finally:
                 mlflow.end_run(status=status)
+                if refused:  # nothing of the user's in it: the store is left as if the command had been refused
+                    mlflow.MlflowClient().delete_run(run.info.run_id)
