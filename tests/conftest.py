@@ -54,17 +54,6 @@ def _collector_as_it_was():
 
 
 REPO = Path(__file__).resolve().parents[1]
-# The digit CNN at a sixth of its compute (0.07 s a training step of 64 images here, against 0.43 s): the tests of
-# the machinery around training (sweeps, pruning, reloads, kills) train it many times, and what they check does not
-# depend on its width. A test that passes `model.channels` itself, and every documented command, trains the real one.
-SMALL_NET = ("model.channels=[8,16]", "model.hidden=32")
-
-
-def small_net(script: str, args=()) -> tuple[str, ...]:
-    """SMALL_NET for a training script of model01 (the digit CNN), unless the arguments size the network."""
-    if not str(script).endswith("src/model/model01/train.py") or any(a.startswith("model.") for a in args):
-        return ()
-    return SMALL_NET
 PIXELS = [f"pixel{i}" for i in range(784)]
 
 
@@ -87,7 +76,7 @@ class Workspace:
                               capture_output=True, text=True, timeout=timeout)
 
     def script(self, rel: str, *args: str, **kw) -> subprocess.CompletedProcess:
-        return self.python(str(self.root / rel), *small_net(rel, args), *args, **kw)
+        return self.python(str(self.root / rel), *args, **kw)
 
     def bash(self, rel: str, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", str(self.root / rel), *args], cwd=self.cwd, env=self.env(**env),

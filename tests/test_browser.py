@@ -33,7 +33,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import REPO, SMALL_NET, Workspace
+from tests.conftest import REPO, Workspace
 from tests.test_scripts_ui import free_port, get_json, http_status, jupyter_env, serve, wait_http
 
 SCREENSHOTS = REPO / "outputs" / "screenshots"
@@ -135,8 +135,8 @@ class Runs:
 def runs(prepared: Workspace) -> Runs:
     ws = prepared
     # side by side: each spends much of its time starting up and recording, not training
-    procs = [subprocess.Popen([sys.executable, str(ws.root / "src/model/model01/train.py"), *SMALL_NET, *args],
-                              cwd=ws.cwd, env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, str(ws.root / "src/model/model01/train.py"), *args], cwd=ws.cwd,
+                              env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for args in (("max_epochs=1", "tensorboard=true"),
                           ("-m", "lr=interval(1e-4,1e-1)", "hydra.sweeper.n_trials=2", "max_epochs=1"))]
     try:

@@ -20,7 +20,7 @@ import pytest
 
 from src.utils.core.errors import WorkspaceError
 from src.utils.track import liveness
-from tests.conftest import SMALL_NET, Workspace
+from tests.conftest import Workspace
 
 TRAIN = "src/model/model01/train.py"
 
@@ -230,9 +230,8 @@ def no_run_running(ws: Workspace) -> bool:
 @pytest.mark.slow
 def test_a_training_run_killed_hard_is_ended_by_the_next_command(prepared: Workspace) -> None:
     ws = prepared
-    proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), *SMALL_NET, "max_epochs=50",
-                             "~callbacks.early_stopping"], cwd=ws.cwd, env=ws.env(**{liveness.INTERVAL_ENV: "0.5"}),
-                            stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), "max_epochs=50", "~callbacks.early_stopping"],
+                            cwd=ws.cwd, env=ws.env(**{liveness.INTERVAL_ENV: "0.5"}), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     run = running_run(ws, "model01", proc)
     assert run.data.tags["pid"] == str(proc.pid) and run.data.tags["host"] == socket.gethostname()
@@ -299,7 +298,7 @@ def test_a_sweep_killed_hard_mid_trial_is_ended_by_the_next_run(prepared: Worksp
     ws = prepared
     sweep = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=kill9",
              "max_epochs=50", "~callbacks.early_stopping", "pruner=none"]
-    proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), *SMALL_NET, *sweep], cwd=ws.cwd, env=ws.env(),
+    proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), *sweep], cwd=ws.cwd, env=ws.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     parent = running_run(ws, "model01", proc, "tags.sweep = 'parent' and tags.optuna_study = 'kill9'")
     trial = running_run(ws, "model01", proc, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")

@@ -13,7 +13,7 @@ import optuna
 import pytest
 import torch
 
-from tests.conftest import SMALL_NET, Workspace, make_workspace
+from tests.conftest import Workspace, make_workspace
 
 pytestmark = pytest.mark.slow
 LONG = ["max_epochs=60", "~callbacks.early_stopping"]
@@ -25,8 +25,8 @@ def ws(prepared: Workspace) -> Workspace:
 
 
 def start(ws: Workspace, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ws.root / "src/model/model01/train.py"), *SMALL_NET, *args],
-                            cwd=ws.cwd, env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, str(ws.root / "src/model/model01/train.py"), *args], cwd=ws.cwd,
+                            env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_checkpoint(ws: Workspace, proc: subprocess.Popen, known: set[Path], timeout: float = 180) -> Path:
@@ -126,8 +126,8 @@ def test_two_sweeps_at_once_on_fresh_stores_both_finish_with_every_run(ws: Works
     fresh = make_workspace(tmp_path / "ws")
     shutil.copytree(ws.root / "_data", fresh.root / "_data", dirs_exist_ok=True)
     assert not (fresh.root / "logs/mlruns/mlflow.db").exists() and not (fresh.root / "logs/optuna").exists()
-    cmd = [sys.executable, str(fresh.root / "src/model/model01/train.py"), *SMALL_NET, "-m",
-           "lr=tag(log,interval(1e-3,1e-2))", "hydra.sweeper.n_trials=3", "max_epochs=1"]
+    cmd = [sys.executable, str(fresh.root / "src/model/model01/train.py"), "-m", "lr=tag(log,interval(1e-3,1e-2))",
+           "hydra.sweeper.n_trials=3", "max_epochs=1"]
     procs = [subprocess.Popen([*cmd, f"seed={i}"], cwd=fresh.cwd, env=fresh.env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]

@@ -20,7 +20,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import SMALL_NET, Workspace
+from tests.conftest import Workspace
 from tests.docs import block_after, poetry_bin
 
 pytestmark = pytest.mark.slow
@@ -118,7 +118,7 @@ def test_up_starts_both_and_keeps_the_password_private(served) -> None:
 
 def test_two_workers_share_one_budget_on_postgresql_and_the_server(served) -> None:
     ws, env, _ = served
-    cmd = [sys.executable, str(ws.root / TRAIN), *SMALL_NET, "-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=1",
+    cmd = [sys.executable, str(ws.root / TRAIN), "-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=1",
            "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=pg-shared"]
     start = time.monotonic()
     procs = [subprocess.Popen(cmd, cwd=ws.cwd, env=ws.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -23,7 +23,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import SMALL_NET, Workspace
+from tests.conftest import Workspace
 from tests.docs import block_after, poetry_bin
 from tests.test_services import client, exports, free_port, study, sweep_runs
 
@@ -188,7 +188,7 @@ def wait_for_runs(env: dict[str, str], name: str, n: int, timeout: float = 300) 
 
 
 def sweep(ws: Workspace, env: dict[str, str], name: str, *args: str) -> subprocess.Popen:
-    cmd = [sys.executable, str(ws.root / TRAIN), *SMALL_NET, "-m", "lr=tag(log,interval(1e-3,1e-2))",
+    cmd = [sys.executable, str(ws.root / TRAIN), "-m", "lr=tag(log,interval(1e-3,1e-2))",
            "hydra/launcher=submitit_slurm", "hydra.sweeper.n_jobs=2", f"hydra.sweeper.study_name={name}",
            "pruner=none", *args]
     return subprocess.Popen(cmd, cwd=ws.cwd, env=ws.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

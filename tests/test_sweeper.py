@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import SMALL_NET, Workspace
+from tests.conftest import Workspace
 
 pytestmark = pytest.mark.slow
 TRAIN = "src/model/model01/train.py"
@@ -139,7 +139,7 @@ def test_trials_with_the_same_parameters_keep_their_own_runs(ws: Workspace) -> N
 
 
 def test_two_workers_share_one_budget(ws: Workspace) -> None:
-    cmd = [sys.executable, str(ws.root / TRAIN), *SMALL_NET, "-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=1",
+    cmd = [sys.executable, str(ws.root / TRAIN), "-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=1",
            "hydra.sweeper.n_trials=6", "hydra.sweeper.study_name=shared"]
     procs = [subprocess.Popen(cmd, cwd=ws.cwd, env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
@@ -158,7 +158,7 @@ def test_a_killed_workers_trial_is_failed_and_run_again(ws: Workspace) -> None:
     sweep = ["-m", "lr=tag(log,interval(1e-3,1e-2))", "max_epochs=30", "~callbacks.early_stopping", "pruner=none",
              "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=killed",
              "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3"]
-    proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), *SMALL_NET, *sweep], cwd=ws.cwd, env=ws.env(),
+    proc = subprocess.Popen([sys.executable, str(ws.root / TRAIN), *sweep], cwd=ws.cwd, env=ws.env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while not any(t.state.name == "RUNNING" and t.intermediate_values for t in _trials(ws, "killed")):
