@@ -409,7 +409,10 @@ def run_background(ws: Workspace, env: dict[str, str], line: str) -> str:
     return text
 
 
-HERE = [c for c in COMMANDS if kind(c.text) != "bench"]  # the benchmark's: tests/test_documented_bench.py
+# run in modules of their own, on another worker of the suite: the benchmark's (tests/test_documented_bench.py), and
+# the ones in workspaces of their own, the walkthrough, the data and the demo (tests/test_documented_fresh.py)
+ELSEWHERE_KINDS = {"bench": "bench", "walkthrough": "fresh", "data": "fresh", "demo": "fresh"}
+HERE = [c for c in COMMANDS if kind(c.text) not in ELSEWHERE_KINDS]
 
 
 @pytest.mark.slow
