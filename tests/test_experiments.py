@@ -240,10 +240,11 @@ def test_tree_folder_trains_through_the_harness(folder: str, estimator: str, fea
     default = estimator == hydra_config("model", folder, [], tmp_path / "default").estimator._target_.split(".")[0]
     fold = "all" if default else "0"
     cfg = hydra_config("model", folder, [f"feature_dir={feature_dir}", f"estimator={estimator}", f"fold={fold}",
-                                         "n_estimators=12", "log_every=5", "experiment_name=trees"], tmp_path / "run")
+                                         "n_estimators=12", "log_every=5", f"experiment_name=trees-{folder}"],
+                       tmp_path / "run")
     objective = module.main(cfg)
     client = mlflow.MlflowClient()
-    (run,) = client.search_runs([client.get_experiment_by_name("trees").experiment_id],
+    (run,) = client.search_runs([client.get_experiment_by_name(f"trees-{folder}").experiment_id],
                                 f"params.estimator._target_ = '{cfg.estimator._target_}'")
     assert run.info.status == "FINISHED" and run.data.metrics[f"best_{cfg.monitor}"] == pytest.approx(objective)
     prefix, folds = ("fold0-", range(5)) if default else ("", [0])
