@@ -20,12 +20,12 @@ import hydra
 import pandas as pd
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from src.dataset.prepare_data import read_source
 from src.utils.cli.preflight import preflight
 from src.utils.competition import load as load_competition
 from src.utils.config.schema import StageConfig, require
 from src.utils.core.errors import WorkspaceError, exit_on_user_error
 from src.utils.core.hashing import files_sha256
-from src.utils.core.io import read_json
 from src.utils.core.paths import config_dir, resolve, shown
 from src.utils.data import tables
 from src.utils.data.cv import assign_folds
@@ -77,16 +77,11 @@ def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
     train.to_parquet(out / "train.parquet", index=False)
     test.to_parquet(out / "test.parquet", index=False)
     pd.DataFrame({"y": list(y)} if y.ndim == 1 else y).to_parquet(out / "target.parquet", index=False)
-    return {"source": _source(raw_dir),
+    return {"source": read_source(raw_dir),
             "counts": {"train_rows": len(train), "test_rows": len(test)},
             "columns": {"ids": roles.ids, "targets": roles.targets, "drop": roles.drop,
                         "features": tables.describe(train, test, roles)},
             **cv.facts(), "seed": int(cfg.seed)}
-
-
-def _source(raw_dir: Path) -> dict:
-    path = raw_dir / "SOURCE.json"
-    return read_json(path) if path.is_file() else {"source": "user-provided", "is_sample": False}
 
 
 @hydra.main(config_path=config_dir(__file__), config_name="config")
@@ -100,7 +95,7 @@ def main(cfg: DictConfig) -> str:
     raw = [raw_dir / competition.cfg.files[k] for k in ("train", "test", "sample_submission")]
     raw_hash = files_sha256([p for p in raw if p.is_file()], raw_dir)
     reads = {k: OmegaConf.to_container(competition.cfg[k], resolve=True) for k in ("files", "id", "target", "task")}
-    source = _source(raw_dir)
+    source = read_source(raw_dir)
     tags = {"data_source": source["source"], "is_sample_data": str(bool(source.get("is_sample"))).lower()}
     return build_stage(cfg, __file__, Config, inputs={"raw": raw_hash, "competition": reads},
                        write=lambda out: write(raw_dir, cfg, out), reads=("raw", raw_dir, raw_hash), tags=tags,
