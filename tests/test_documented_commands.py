@@ -66,6 +66,68 @@ NEEDS_GPU = r"trainer\.accelerator=gpu"
 DATA = r"^bash scripts/prepare_data\.sh"  # each in a workspace of its own: they fill an empty raw folder
 
 
+# A training or sweep command runs as written the first time its page shows its path through the code: its
+# script, one run or a sweep (-m), and the keys below, which change what a run does rather than what it trains with.
+# A later command on a path already run (other hyper-parameters, another optimizer, pruner, sampler or search space)
+# is checked instead: the workspace's own preflight composes it as Hydra will, every sweep point included, validates
+# every key, type, value and config-group choice and builds its pruner, which is how a documented line breaks when
+# the configs change. What each pruner, sampler and optimizer does in a sweep: tests/test_sweeper.py and tests/unit.
+PATH_KEYS = ("fold=all", "ckpt_path=", "debug=", "tensorboard=", "trainer.strategy=", "hydra/launcher=", "note=",
+             "hydra/sweeper/sampler=")  # the preflight builds the pruner node, not the sampler
+CHECK = """
+import importlib.util, sys
+from src.utils.cli.setup import setup
+from src.utils.cli.preflight import check_command
+spec = importlib.util.spec_from_file_location("entry", sys.argv[1])
+entry = sys.modules["entry"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(entry)
+setup()
+print(f"composed and validated {check_command(sys.argv[1], entry.Config, 'config', sys.argv[2:])} config(s)")
+"""
+
+
+def path_of(text: str) -> tuple[str, bool, tuple[str, ...]]:
+    words = shlex.split(text)
+    script = next(w for w in words if re.search(r"src/model/model\d+/train\.py$", w))
+    return script, "-m" in words, tuple(k for k in PATH_KEYS if any(w.startswith(k) for w in words))
+
+
+def page_of(command: Command) -> str:
+    """The page a reader follows the command on: the first that shows it (README.ja.md shows README.md's)."""
+    return command.places[0].split(":")[0]
+
+
+def check_composed(ws: Workspace, env: dict[str, str], text: str, where: str) -> None:
+    """A command on a path already run: composed and validated by the preflight its script runs first."""
+    words = shlex.split(text)
+    at = next(i for i, w in enumerate(words) if re.search(r"src/model/model\d+/train\.py$", w))
+    res = subprocess.run([str(ws.root / ".venv/bin/python"), "-c", CHECK, words[at], *words[at + 1:]], cwd=ws.root,
+                         env=env, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    checked = re.search(r"composed and validated (\d+) config", out)
+    assert res.returncode == 0 and checked and int(checked[1]) >= 1 + ("-m" in words), f"{where}\n{out[-3000:]}"
+
+
+# The benchmark runs once per mode (its timings, its pruners, its blend methods, or another experiment's); a later
+# documented command of a mode already run (other sizes, counts, --fold, --threads, --keep) has its options checked by
+# the benchmark's own parser, as written, sizes included.
+BENCH_MODES = ("--profile", "--pruning", "--ensemble")
+
+
+def bench_mode(text: str) -> str:
+    words = shlex.split(text)
+    experiment = words[words.index("--experiment") + 1] if "--experiment" in words else "model01"
+    return next((m for m in BENCH_MODES if m in words), "timings") + f" of {experiment}"
+
+
+def check_bench_options(ws: Workspace, env: dict[str, str], text: str, where: str) -> None:
+    argv = shlex.split(text.removeprefix("bash scripts/bench.sh"))
+    res = subprocess.run([str(ws.root / ".venv/bin/python"), "-c", "import sys; from src.tools.bench import "
+                          "parse_args; print('options of', parse_args(sys.argv[1:])[1].name, 'checked')", *argv],
+                         cwd=ws.root, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "checked" in res.stdout, f"{where}\n{(res.stdout + res.stderr)[-3000:]}"
+
+
 def reason_not_run(text: str) -> str | None:
     for pattern, reason in (NOT_HERE | ELSEWHERE).items():
         if re.search(pattern, text):
@@ -167,6 +229,7 @@ class Session:
     walk_edited: bool = False
     sweeps: dict[str, str] | None = None  # competition -> the parent run of its latest documented fold=all sweep
     ensemble_run_id: str | None = None  # the run the latest documented ensemble command made
+    paths_run: dict | None = None  # path_of(a training command) -> the command that ran it
 
 
 def write_idx(folder: Path, n_train: int = 60, n_test: int = 20) -> None:
@@ -409,10 +472,19 @@ def run_background(ws: Workspace, env: dict[str, str], line: str) -> str:
     return text
 
 
-# run in modules of their own, on another worker of the suite: the benchmark's (tests/test_documented_bench.py), and
-# the ones in workspaces of their own, the walkthrough, the data and the demo (tests/test_documented_fresh.py)
+# run in modules of their own, on another worker of the suite: the benchmark's (tests/test_documented_bench.py), the
+# ones in workspaces of their own, the walkthrough, the data and the demo (tests/test_documented_fresh.py), and the
+# reference pages' and the tools' --help (tests/test_documented_pages.py); this module runs the READMEs' others
 ELSEWHERE_KINDS = {"bench": "bench", "walkthrough": "fresh", "data": "fresh", "demo": "fresh"}
-HERE = [c for c in COMMANDS if kind(c.text) not in ELSEWHERE_KINDS]
+
+
+def module_of(command: Command) -> str:
+    if kind(command.text) in ELSEWHERE_KINDS:
+        return ELSEWHERE_KINDS[kind(command.text)]
+    return "readme" if command.places[0].startswith(("README.md:", "README.ja.md:")) else "pages"
+
+
+HERE = [c for c in COMMANDS if module_of(c) == "readme"]
 
 
 @pytest.mark.slow
@@ -458,9 +530,10 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
         rest = re.sub(r"--(size|trials|epochs|n-train|pruners) \S+", "", text.removeprefix("bash scripts/bench.sh"))
         rest = " ".join(rest.replace("--experiment model01", "").split())  # model01 is the default
         session.benched = session.benched or {}
-        if rest in session.benched:
-            pytest.skip(f"the same benchmark as `{session.benched[rest]}` (run above) once the tiny options apply")
-        session.benched[rest] = line
+        if (mode := bench_mode(text)) in session.benched:  # its options checked by the benchmark's own parser
+            check_bench_options(ws, env, text, f"{where}; the benchmark of `{session.benched[mode]}`, run above")
+            return
+        session.benched[mode] = line
         if rest:  # the default options get two trials (both sides must propose the same); the others one
             line = line.replace("--trials 2", "--trials 1")
         if "--pruning" in text:  # the default pruner against none: the candidates' own sweeps are the same code
@@ -473,7 +546,12 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
         assert "Traceback" not in out and "error:" not in out, f"{where}\n{out[-3000:]}"
     elif how == "background":
         run_background(ws, env, line)
+    elif how in ("train", "sweep") and not command.output and command.text not in CHECKS \
+            and (page_path := (page_of(command), *path_of(text))) in (session.paths_run or {}):
+        check_composed(ws, env, text, f"{where}; on the path of `{session.paths_run[page_path]}`, run above")
     else:
+        if how in ("train", "sweep") and not command.output:  # a command that shows an error runs no path
+            session.paths_run = {**(session.paths_run or {}), (page_of(command), *path_of(text)): command.text}
         copies_before = set((ws.root / "outputs/bench").glob("work-*"))
         model01_before = model01_runs(ws) if command.text in CHECKS else 0
         res = shell(ws, env, line)

@@ -20,7 +20,7 @@ from tests.conftest import make_workspace
 
 pytestmark = pytest.mark.slow
 SELECTED = ["tests/test_kaggle.py::test_push_without_credentials_is_one_error_line",
-            "tests/test_sweeper.py::test_trials_with_the_same_parameters_keep_their_own_runs"]
+            "tests/test_sweeper.py::test_a_trial_refused_before_its_run_fails_in_optuna_and_the_sweep_goes_on"]
 
 
 def test_a_developers_env_and_credentials_never_reach_the_tests(tmp_path: Path) -> None:

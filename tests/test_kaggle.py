@@ -36,10 +36,10 @@ def fold0_run(ws: Workspace) -> str:
     return train(ws)
 
 
-# (model folder, fold, the competition's slug, its raw folder, its submission's columns): a single model of the
-# image competition, the fold models of the tabular one
+# (model folder, fold, the competition's slug, its raw folder, its submission's columns): a single network of the
+# image competition, the fold models of a tree folder of the tabular one (a network's fold=all run is packed by the
+# same lines as a tree's: one logged model per fold, model_fold0..)
 PACKS = [("model01", "0", "digit-recognizer", "_data/data/raw", ["ImageId", "Label"]),
-         ("model02", "all", "diabetes-sample", "_data/data/diabetes-sample/raw", ["id", "target"]),
          ("model04", "all", "diabetes-sample", "_data/data/diabetes-sample/raw", ["id", "target"])]
 TREES = ("model03", "model04")  # estimator folders: their pack holds pickled estimators
 
