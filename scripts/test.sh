@@ -28,5 +28,6 @@ echo "==> ruff check"
 "$PY" -m ruff check src tests
 echo "==> pytest"
 # On every core (pytest-xdist), one test module per worker at a time: a module's tests share its workspace and run in
-# order. PYTEST_WORKERS=1 (or -n 0 among the arguments) runs them in this process.
-exec "$PY" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"
+# order, the longest modules first (tests/conftest.py). PYTEST_WORKERS=1 (or -n 0 among the arguments) runs them in
+# this process.
+exec "$PY" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile --no-loadscope-reorder "$@"

@@ -49,6 +49,19 @@ def pytest_configure(config) -> None:
 
 
 
+# The modules that take longest (minutes of subprocess runs each, measured in a full run), started first: a worker
+# that takes one of them last would keep the suite waiting for it alone. The others follow in their usual order.
+# scripts/test.sh turns off pytest-xdist's own reordering (by number of tests) so that this order is the one used.
+HEAVIEST_FIRST = ("test_documented_bench", "test_slurm", "test_documented_pages", "test_documented_commands",
+                  "test_sweeper", "test_services", "test_documented_fresh", "test_model01", "test_robustness",
+                  "test_kaggle", "test_competitions", "test_ensembles")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.nodeid.split("::")[0]).stem, len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _collector_as_it_was():
     """An in-process run that stops before the harness resumes the collector (a refused config, a pruned

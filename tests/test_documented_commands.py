@@ -122,8 +122,9 @@ def bench_mode(text: str) -> str:
 
 def check_bench_options(ws: Workspace, env: dict[str, str], text: str, where: str) -> None:
     argv = shlex.split(text.removeprefix("bash scripts/bench.sh"))
-    res = subprocess.run([str(ws.root / ".venv/bin/python"), "-c", "import sys; from src.tools.bench import "
-                          "parse_args; print('options of', parse_args(sys.argv[1:])[1].name, 'checked')", *argv],
+    res = subprocess.run([str(ws.root / ".venv/bin/python"), "-c", "import sys; from src.utils.cli.setup import setup; "
+                          "setup(); from src.tools.bench import parse_args; "
+                          "print('options of', parse_args(sys.argv[1:])[1].name, 'checked')", *argv],
                          cwd=ws.root, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "checked" in res.stdout, f"{where}\n{(res.stdout + res.stderr)[-3000:]}"
 
