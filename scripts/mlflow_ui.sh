@@ -41,6 +41,8 @@ ARTIFACTS="$ROOT/logs/mlruns/artifacts"
 require_free_port "$HOST" "$PORT" "MLflow UI" mlflow_ui.sh
 
 mkdir -p "$ARTIFACTS"
+# A damaged store is one error line (which file, what is wrong, how to recover it), never an empty UI or a traceback.
+(cd "$ROOT" && "$PY" -S -m src.utils.track.store check "$DB") || exit 2
 # Runs whose process died (kill -9, out of memory) would show RUNNING forever: end them FAILED (src/utils/track/liveness.py).
 (cd "$ROOT" && "$PY" -m src.utils.track.liveness --tracking-uri "sqlite:///$DB" --found-by scripts/mlflow_ui.sh)
 

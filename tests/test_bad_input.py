@@ -128,3 +128,56 @@ def test_bad_input_fails_with_one_clear_line(ws, case: Case) -> None:
     if not case.failed_run:  # what can be checked before a run is: no run, no experiment
         assert store_size(workspace) == store
     assert not list(bad.glob("**/.*.tmp-*"))  # no temporary leftovers
+
+
+def damage(db: Path, how: str) -> None:
+    """A SQLite file as a crash or a bad disk leaves it: its header overwritten, or one table's root page."""
+    import sqlite3
+
+    if how == "header":
+        data = bytearray(db.read_bytes())
+        data[:64] = b"not a database" * 4 + b"\0" * 8
+        db.write_bytes(bytes(data))
+        return
+    with sqlite3.connect(db) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+        page = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
+        size = con.execute("PRAGMA page_size").fetchone()[0]
+    with db.open("r+b") as f:
+        f.seek(size * (page - 1) + 8)
+        f.write(b"\xff" * 300)
+
+
+@pytest.mark.parametrize("how", ["header", "page"])
+@pytest.mark.parametrize("store", ["mlflow", "optuna"])
+def test_a_damaged_store_is_one_line_in_every_command_and_left_as_it_was(prepared_template: Workspace, tmp_path: Path,
+                                                                       store: str, how: str) -> None:
+    """A damaged mlflow.db (or a sweep's optuna.db): each command that opens it says which file, what is wrong and
+    how to recover it, in one `error:` line, exits non-zero, and writes nothing to it or beside it."""
+    from tests.conftest import copy_prepared
+
+    ws = copy_prepared(prepared_template, tmp_path / "ws")
+    if store == "mlflow":
+        db = ws.root / "logs/mlruns/mlflow.db"
+        commands = [("script", TRAIN, "max_epochs=1"), ("script", PREDICT, "run_id=best"), ("script", DATASET,
+                    "force=true"), ("bash", "scripts/mlflow_ui.sh"), ("bash", "scripts/new_diary.sh")]
+    else:  # a readable MLflow store, and the sweeps' study storage damaged
+        import optuna
+
+        db = ws.root / "logs/optuna/optuna.db"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        optuna.create_study(storage=f"sqlite:///{db}", study_name="made-before")
+        commands = [("script", TRAIN, "-m", "lr=interval(1e-3,1e-2)", "hydra.sweeper.n_trials=1", "max_epochs=1")]
+        runs = store_size(ws)
+    damage(db, how)
+    before, around = db.read_bytes(), sorted(p.name for p in db.parent.iterdir())
+    name = f"logs/{db.parent.name}/{db.name}"
+    for kind, *command in commands:
+        res = getattr(ws, kind)(*command, timeout=120)
+        out = res.stdout + res.stderr
+        errors = [line for line in out.splitlines() if line.startswith("error:")]
+        assert res.returncode != 0 and len(errors) == 1 and "Traceback" not in out, (command, out[-3000:])
+        assert f"{name} (the " in errors[0] and f"cp {name} {name}.damaged" in errors[0], errors[0]
+        assert db.read_bytes() == before and sorted(p.name for p in db.parent.iterdir()) == around, command
+    if store == "optuna":
+        assert store_size(ws) == runs  # the sweep was refused before its parent run

@@ -106,10 +106,11 @@ def test_sweep_fold_all_submission_ensemble_and_rerun(ws: Workspace, tmp_path) -
     line = next(x for x in again.stdout.splitlines() if x.startswith("best_val_rmse:"))
     assert "-> equal" in line
 
-    # run_id=best follows the runs' own monitor and mode: the lowest best_val_rmse
+    # run_id=best follows the runs' own monitor and mode: the fold=all run with the lowest best_val_rmse (CV mean)
     res = ws.script("src/model/model02/predict.py")
     assert res.returncode == 0, res.stderr[-3000:]
     finished = [r for r in client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
-                if r.data.tags.get("sweep") != "parent" and "best_val_rmse" in r.data.metrics]
+                if r.data.tags.get("sweep") != "parent" and "best_val_rmse" in r.data.metrics
+                and r.data.params.get("fold") == "all"]
     lowest = min(finished, key=lambda r: (r.data.metrics["best_val_rmse"], r.info.start_time))  # ties: the first
     assert f"model02 {lowest.info.run_id[:8]}" in res.stdout

@@ -1,5 +1,6 @@
-"""src.utils.predict: a loaded run's properties (built in memory, no MLflow), the features it was trained on, and
-the packed-notebook helpers that check and blend a submission from files."""
+"""src.utils.predict: a loaded run's properties (built in memory, no MLflow), which run `run_id=best` takes (from
+runs in memory), the features a run was trained on, and the packed-notebook helpers that check and blend a
+submission from files."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from src.utils.competition.spec import COMPETITION_DIR
 from src.utils.core.errors import WorkspaceError
 from src.utils.data.manifest import seal
 from src.utils.ensemble.methods import Mean
+from src.utils.predict import reload
 from src.utils.predict.inference import blend_submission, check_against_sample
-from src.utils.predict.reload import LoadedRun
+from src.utils.predict.reload import LoadedRun, best_run_id
 from src.utils.predict.submission import run_features
 
 
@@ -152,3 +154,40 @@ def test_blend_submission_refuses_ids_that_are_not_the_samples(tmp_path: Path) -
     raw_dir = raw(tmp_path, pd.DataFrame({"id": [1, 2], "target": 0.0}))
     with pytest.raises(WorkspaceError, match=r"id values differ"):
         blend_submission(ensemble, [a, a], pd.DataFrame({"id": [1, 3]}), raw_dir)
+
+
+# --- run_id=best ------------------------------------------------------------------------------------------------------
+def a_run(run_id: str, fold: str, score: float, start: int, **tags: str) -> SimpleNamespace:
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id, start_time=start),
+                           data=SimpleNamespace(params={"fold": fold, "monitor": "val_acc", "monitor_mode": "max"},
+                                                metrics={"best_val_acc": score}, tags=tags))
+
+
+@pytest.fixture
+def store(monkeypatch):
+    """An experiment's FINISHED runs, newest first, as MLflow's client hands them to best_run_id."""
+    runs: list[SimpleNamespace] = []
+
+    class Client:
+        def get_experiment_by_name(self, name: str):
+            return SimpleNamespace(experiment_id="1")
+
+        def search_runs(self, ids, filter_string, max_results, order_by):
+            return sorted(runs, key=lambda r: -r.info.start_time)
+
+    monkeypatch.setattr(reload, "setup_mlflow", lambda: None)
+    monkeypatch.setattr(reload.mlflow, "MlflowClient", Client)
+    return runs
+
+
+def test_best_compares_fold_all_runs_by_their_cv_mean_not_a_lucky_single_fold(store, caplog) -> None:
+    store += [a_run("single", "0", 0.99, 1), a_run("cv-low", "all", 0.95, 2), a_run("cv-high", "all", 0.97, 3),
+              a_run("parent", "all", 0.999, 4, sweep="parent")]
+    assert best_run_id("model01") == "cv-high" and "no fold=all run" not in caplog.text
+
+
+def test_best_without_a_fold_all_run_compares_single_fold_runs_and_says_so(store, caplog) -> None:
+    store += [a_run("fold0", "0", 0.96, 1), a_run("fold1", "1", 0.98, 2)]
+    with caplog.at_level("INFO"):
+        assert best_run_id("model01") == "fold1"
+    assert "experiment model01 has no fold=all run; comparing its single-fold runs" in caplog.text

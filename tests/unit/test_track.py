@@ -274,3 +274,41 @@ def test_the_commits_the_format_names_exist() -> None:
     for commit in (formats.OLDEST, formats.READS_OLDER):
         out = subprocess.run(["git", "-C", str(root), "cat-file", "-t", commit], capture_output=True, text=True)
         assert out.stdout.strip() == "commit", commit
+
+
+def test_a_readable_missing_or_busy_store_passes_a_damaged_one_is_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    from src.utils.track.store import check_readable
+
+    db = tmp_path / "mlflow.db"
+    check_readable(db)  # no file yet: nothing to check
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")  # as the workspace's stores are
+    with con:
+        con.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)")
+        con.executemany("INSERT INTO runs (name) VALUES (?)", [(f"run {i}" * 20,) for i in range(400)])
+    con.close()
+    check_readable(db)
+    locked = sqlite3.connect(db, isolation_level=None)
+    locked.execute("BEGIN EXCLUSIVE")  # another process writing: busy, not damaged
+    try:
+        check_readable(db)
+    finally:
+        locked.close()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=DELETE")  # every page in the file, none in a -wal beside it
+    con.close()
+    data = bytearray(db.read_bytes())
+    data[4096 + 8: 4096 + 308] = b"\xff" * 300  # a page of the table
+    db.write_bytes(bytes(data))
+    with pytest.raises(WorkspaceError) as page:
+        check_readable(db, "the Optuna study storage")
+    data[:16] = b"not a database!!"
+    db.write_bytes(bytes(data))
+    with pytest.raises(WorkspaceError) as header:
+        check_readable(db)
+    for exc, what in ((page, "the Optuna study storage"), (header, "the MLflow store")):
+        line = str(exc.value)
+        assert "\n" not in line and f"{db} ({what}) cannot be read" in line and f"cp {db} {db}.damaged" in line
+    assert "file is not a database" in str(header.value)

@@ -210,7 +210,10 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
             return cfg
 
         cfg = composed(command.fixed)
-        if command.multirun:
+        if command.multirun:  # the sweep's study storage, when it is a SQLite file that cannot be read
+            from src.utils.track.store import check_store
+
+            check_store(optuna_storage=str(OmegaConf.select(cfg, "hydra.sweeper.storage", default="") or ""))
             for sweep in sweep_overrides(command, cfg):
                 for value in _sweep_values(sweep):
                     composed([*command.fixed,

@@ -185,7 +185,9 @@ def _load_model(local: Path) -> Any:
 
 def best_run_id(experiment: str, metric: str | None = None, mode: str | None = None) -> str:
     """run_id of the FINISHED training run (not a sweep parent, not a pruned trial) with the best `metric` in
-    `experiment`; by default each run's own `best_<monitor>`, better as its own `monitor_mode` says."""
+    `experiment`; by default each run's own `best_<monitor>`, better as its own `monitor_mode` says. Like is
+    compared with like: the `fold=all` runs by their CV mean, or, when the experiment has none, its single-fold
+    runs by their validation fold's score, and a line says so."""
     setup_mlflow()
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment)
@@ -197,6 +199,11 @@ def best_run_id(experiment: str, metric: str | None = None, mode: str | None = N
             and "monitor" in r.data.params]
     if not runs:
         raise WorkspaceError(f"experiment {experiment!r} has no FINISHED training run")
+    cv = [r for r in runs if r.data.params.get("fold") == "all"]
+    if not cv:
+        log.info("run_id=best: experiment %s has no fold=all run; comparing its single-fold runs, each by the score "
+                 "of its own validation fold", experiment)
+    runs = cv or runs
     latest = runs[0].data.params  # the experiment's monitor as its latest run has it
     metric = metric or f"best_{latest['monitor']}"
     mode = mode or latest.get("monitor_mode", "max")

@@ -67,6 +67,17 @@ def _run_log() -> Iterator[list[Path]]:
 
 
 @contextlib.contextmanager
+def _describe(run: mlflow.ActiveRun, experiment: str, tags: Mapping[str, str], params: Mapping[str, Any] | None,
+              note: str | None) -> None:
+    """A new run's tags, params and description (`note`, shown in the MLflow UI)."""
+    mlflow.set_tags(tags)
+    if note:
+        mlflow.set_tag("mlflow.note.content", str(note))
+    if params:
+        log_params_flat(params)
+    log.info("MLflow run %s in experiment %r", run.info.run_id, experiment)
+
+
 def tracked_run(
     stage: str,
     folder: str,
@@ -94,12 +105,7 @@ def tracked_run(
         status, refused = "FINISHED", False
         try:
             heartbeat.start(run.info.run_id)
-            mlflow.set_tags({**standard_tags(stage, folder, path), **(tags or {})})
-            if note:  # the run's description in the MLflow UI
-                mlflow.set_tag("mlflow.note.content", str(note))
-            if params:
-                log_params_flat(params)
-            log.info("MLflow run %s in experiment %r", run.info.run_id, experiment)
+            _describe(run, experiment, {**standard_tags(stage, folder, path), **(tags or {})}, params, note)
             yield run
         except (KeyboardInterrupt, SystemExit) as exc:
             # Ctrl-C, SIGTERM, or Lightning's own exit after it handled one (SystemExit/SIGTERMException);
