@@ -66,7 +66,6 @@ def _run_log() -> Iterator[list[Path]]:
             handler.close()
 
 
-@contextlib.contextmanager
 def _describe(run: mlflow.ActiveRun, experiment: str, tags: Mapping[str, str], params: Mapping[str, Any] | None,
               note: str | None) -> None:
     """A new run's tags, params and description (`note`, shown in the MLflow UI)."""
@@ -78,6 +77,7 @@ def _describe(run: mlflow.ActiveRun, experiment: str, tags: Mapping[str, str], p
     log.info("MLflow run %s in experiment %r", run.info.run_id, experiment)
 
 
+@contextlib.contextmanager
 def tracked_run(
     stage: str,
     folder: str,
