@@ -141,7 +141,8 @@ def damage(db: Path, how: str) -> None:
         return
     with sqlite3.connect(db) as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
-        page = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
+        table = "trials" if db.name == "optuna.db" else "runs"  # Optuna's schema, MLflow's
+        page = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
         size = con.execute("PRAGMA page_size").fetchone()[0]
     with db.open("r+b") as f:
         f.seek(size * (page - 1) + 8)
@@ -166,7 +167,9 @@ def test_a_damaged_store_is_one_line_in_every_command_and_left_as_it_was(prepare
 
         db = ws.root / "logs/optuna/optuna.db"
         db.parent.mkdir(parents=True, exist_ok=True)
-        optuna.create_study(storage=f"sqlite:///{db}", study_name="made-before")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.create_study(storage=f"sqlite:///{db}", study_name="made-before").optimize(
+            lambda trial: trial.suggest_float("x", 0, 1), n_trials=30)  # trials on the page to damage
         commands = [("script", TRAIN, "-m", "lr=interval(1e-3,1e-2)", "hydra.sweeper.n_trials=1", "max_epochs=1")]
         runs = store_size(ws)
     damage(db, how)
