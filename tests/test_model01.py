@@ -216,10 +216,13 @@ def test_reload_best_run_and_predict(ws: Workspace, tmp_path: Path) -> None:
     exp = client.get_experiment_by_name("model01")
     finished = [r for r in client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
                 if r.data.tags.get("sweep") != "parent" and "best_val_acc" in r.data.metrics]
-    best = max(finished, key=lambda r: r.data.metrics["best_val_acc"])
+    # run_id=best compares like with like: the fold=all runs by their CV mean, whatever a single fold scored
+    best = max((r for r in finished if r.data.params.get("fold") == "all"),
+               key=lambda r: r.data.metrics["best_val_acc"])
     failed = client.search_runs([exp.experiment_id], "attributes.status = 'FAILED'")[0]
     mlflow.set_tracking_uri(ws.tracking_uri)
-    ckpt = next(a for a in artifacts(client, best.info.run_id) if a.endswith(".ckpt"))
+    fold = f"checkpoints/fold{best.data.tags.get('model_fold', '0')}/"  # the fold whose model is logged as `model`
+    ckpt = next(a for a in artifacts(client, best.info.run_id) if a.startswith(fold) and a.endswith(".ckpt"))
     reference = mlflow.pytorch.load_model(f"runs:/{best.info.run_id}/model").eval()
     weights = torch.load(client.download_artifacts(best.info.run_id, ckpt), weights_only=False)["state_dict"]
     reference.load_state_dict(weights)  # what the best checkpoint computes
