@@ -211,9 +211,9 @@ def check_command(file: str, schema: type, config_name: str, argv: list[str]) ->
 
         cfg = composed(command.fixed)
         if command.multirun:  # the sweep's study storage, when it is a SQLite file that cannot be read
-            from src.utils.track.store import check_store
+            from src.utils.track.store import check_study_storage
 
-            check_store(optuna_storage=str(OmegaConf.select(cfg, "hydra.sweeper.storage", default="") or ""))
+            check_study_storage(str(OmegaConf.select(cfg, "hydra.sweeper.storage", default="") or ""))
             for sweep in sweep_overrides(command, cfg):
                 for value in _sweep_values(sweep):
                     composed([*command.fixed,

@@ -97,13 +97,17 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def check_store(optuna_storage: str | None = None) -> None:
+def check_store() -> None:
     """Refuse a workspace store that cannot be read, or that names another workspace's artifacts (a copied or moved
-    workspace); and a sweep's SQLite study storage that cannot be read."""
+    workspace)."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         check_store_home(MLRUNS_DIR / "mlflow.db")
-    if optuna_storage and optuna_storage.startswith("sqlite:///"):
-        check_readable(Path(optuna_storage.removeprefix("sqlite:///")), "the Optuna study storage")
+
+
+def check_study_storage(url: str) -> None:
+    """Refuse a sweep's SQLite study storage that cannot be read (a server's database is the server's to check)."""
+    if url.startswith("sqlite:///"):
+        check_readable(Path(url.removeprefix("sqlite:///")), "the Optuna study storage")
 
 
 def check_store_home(db: Path) -> None:
