@@ -457,3 +457,30 @@ def test_another_sampler_takes_the_place_of_an_option_with_its_keys() -> None:
 
 
 # --- ensembles ---------------------------------------------------------------------------------------------------
+
+
+WRONG_KINDS = [  # (a line of the competition file -> its wrong version, what the one error line says)
+    ("    input: label                # label", "    input: score                # label",
+     "metrics.accuracy.input=score: sklearn.metrics.accuracy_score takes class labels"),
+    ("    input: score\n    direction: min", "    input: label\n    direction: min",
+     "metrics.log_loss.input=label: sklearn.metrics.log_loss takes scores"),
+]
+
+
+@pytest.mark.parametrize("line,wrong,message", WRONG_KINDS, ids=["accuracy-on-scores", "log_loss-on-labels"])
+def test_a_metric_given_the_wrong_kind_is_one_line_before_the_run(line: str, wrong: str, message: str, tmp_path: Path,
+                                                                  monkeypatch, capsys) -> None:
+    """The competition file's `input:` contradicts the metric: the training command's check says so, naming the
+    key to write, before any run (the file is a copy of the sample's with the one line changed)."""
+    from src.utils.competition import spec
+
+    text = (REPO / "config/competition/digit-recognizer.yaml").read_text()
+    assert line in text
+    (tmp_path / "digit-recognizer.yaml").write_text(text.replace(line, wrong, 1))
+    monkeypatch.setattr(spec, "COMPETITION_DIR", tmp_path)
+    module = entry("model", "model01")
+    with pytest.raises(SystemExit) as exit_:
+        preflight(module.__file__, module.Config, argv=[])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err

@@ -219,7 +219,7 @@ def pack_run(run_id: str, dataset: Path) -> dict:
     from src.utils.predict.submission import run_features
 
     run = load_run(run_id)
-    competition = run.competition()
+    competition = run.competition(used_by="kaggle_pack.sh")
     features = run_features(run)
     dataset_manifest = read_json(resolve(features.manifest["dataset"]["dir"]) / "manifest.json")
     stages = {"dataset": stage_of(dataset_manifest, "dataset"), "feature": stage_of(features.manifest, "feature")}
@@ -257,7 +257,7 @@ def pack_ensemble(run, dataset: Path) -> dict:
     logged code, config and competition, and its fitted method)."""
     import mlflow
 
-    from src.utils.competition.spec import from_yaml
+    from src.utils.competition.spec import logged
 
     run_id = run.info.run_id
     member_ids = run.data.tags["ensemble_members"].split(",")
@@ -272,7 +272,7 @@ def pack_ensemble(run, dataset: Path) -> dict:
     for name in ("config.yaml", "competition.yaml", "blend/method.pkl"):
         shutil.copyfile(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{name}"), ens / Path(name).name)
     text = (ens / "competition.yaml").read_text()
-    competition = from_yaml(run.data.tags["competition"], text)
+    competition = logged(run.data.tags["competition"], text, run_id, "kaggle_pack.sh")
     (ens / "code" / "config" / "competition").mkdir(parents=True)
     (ens / "code" / "config" / "competition" / f"{competition.name}.yaml").write_text(text)
     (ens / "members.json").write_text(json.dumps(member_ids, indent=2))

@@ -109,12 +109,15 @@ def logged_competition(client: MlflowClient, run_id: str, tags: dict[str, str], 
     """(name, text) of the competition file the run used: its logged copy, not today's file."""
     from mlflow.exceptions import MlflowException
 
+    from src.utils.competition.spec import logged
     from src.utils.track.formats import older_run
 
     try:
-        return tags["competition"], Path(client.download_artifacts(run_id, "competition.yaml", tmp)).read_text()
+        name, text = tags["competition"], Path(client.download_artifacts(run_id, "competition.yaml", tmp)).read_text()
     except (KeyError, MlflowException, OSError) as exc:
         raise older_run(run_id, "competition tag and competition.yaml") from exc
+    logged(name, text, run_id, "rerun.sh")  # says so when today's file differs
+    return name, text
 
 
 def run_again(client: MlflowClient, run_id: str, run: Run, tmp: str) -> tuple[str, str]:

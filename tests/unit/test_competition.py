@@ -167,3 +167,106 @@ def test_reason_is_the_root_causes_first_line() -> None:
     except RuntimeError as outer:
         assert spec._reason(outer) == "root cause"
     assert spec._reason(KeyError()) == "KeyError"
+
+
+BINARY = """slug: passengers
+raw_dir: {raw}
+files: {{train: train.csv, test: test.csv, sample_submission: sample_submission.csv}}
+id: [PassengerId]
+target: [Survived]
+task: {{_target_: src.tasks.Binary}}
+metrics: {{{metric}: {{fn: {{_target_: {fn}, _partial_: true}}, input: {input}, direction: max}}}}
+submission: {{values: {values}}}
+"""
+
+
+def binary(tmp_path: Path, fn: str = "sklearn.metrics.roc_auc_score", input: str = "score", values: str = "score",
+           metric: str = "auc") -> Competition:
+    return from_yaml("passengers", BINARY.format(raw=tmp_path, fn=fn, input=input, values=values, metric=metric))
+
+
+@pytest.mark.parametrize(("fn", "declared", "wanted"), [
+    ("sklearn.metrics.roc_auc_score", "label", "score"),      # scikit-learn's scorer asks for predict_proba
+    ("sklearn.metrics.accuracy_score", "score", "label"),     # ... for predict
+    ("sklearn.metrics.log_loss", "label", "score"),
+    ("sklearn.metrics.hamming_loss", "score", "label"),       # no scorer: tried on the task's tiny example
+    ("torchmetrics.functional.classification.binary_auroc", "label", "score"),
+])
+def test_a_metric_given_the_wrong_kind_is_one_line_naming_the_input_to_write(tmp_path: Path, fn: str, declared: str,
+                                                                            wanted: str) -> None:
+    with pytest.raises(WorkspaceError) as raised:
+        _ = binary(tmp_path, fn=fn, input=declared).metrics
+    assert str(raised.value) == (
+        f"competition passengers: metrics.auc.input={declared}: {fn} takes "
+        f"{'class labels' if wanted == 'label' else 'scores (probabilities or values)'}, not "
+        f"{'class labels' if declared == 'label' else 'scores (probabilities or values)'}; write input: {wanted} "
+        f"under metrics.auc")
+    assert binary(tmp_path, fn=fn, input=wanted).metrics[0].input == wanted
+
+
+def test_the_kinds_come_from_scikit_learns_scorers_and_regression_takes_either() -> None:
+    import sklearn.metrics as m
+
+    from src.utils.competition.kinds import scorer_kind
+
+    assert [scorer_kind(f) for f in (m.roc_auc_score, m.accuracy_score, m.average_precision_score, m.f1_score)] == [
+        "score", "label", "score", "label"]
+    assert scorer_kind(lambda y, p: 0.0) is None
+    for kind in ("label", "score"):  # a regression's labels are its values: both kinds are the same numbers
+        cfg = OmegaConf.create(DIABETES)
+        cfg.metrics.rmse.input = kind
+        assert Competition("diabetes", cfg).metrics[0].input == kind
+
+
+@pytest.mark.parametrize(("sample", "values", "message"), [
+    ([0.5, 0.5, 0.25], "label", "holds probabilities in Survived (e.g. 0.5); write values: score under submission"),
+    (["yes", "no", "no"], "score", "holds class labels in Survived (e.g. 'yes'); write values: label under submission"),
+    ([0, 1, 0], "label", None),   # 0/1 is a label or a placeholder probability: either is right
+    ([0, 1, 0], "score", None),
+    ([0.1, 0.9, 0.3], "score", None),
+])
+def test_the_submission_values_are_what_the_sample_submission_holds(tmp_path: Path, sample: list, values: str,
+                                                                    message: str | None) -> None:
+    from src.utils.competition.kinds import check_submission_values
+
+    pd.DataFrame({"PassengerId": [1, 2, 3], "Survived": sample}).to_csv(tmp_path / "sample_submission.csv",
+                                                                        index=False)
+    competition = binary(tmp_path, values=values)
+    if message is None:
+        check_submission_values(competition, tmp_path / "sample_submission.csv")
+        return
+    with pytest.raises(WorkspaceError) as raised:
+        check_submission_values(competition, tmp_path / "sample_submission.csv")
+    assert str(raised.value).startswith(f"competition passengers: submission.values={values}, but ")
+    assert str(raised.value).endswith(message)
+    check_submission_values(competition, tmp_path / "missing.csv")  # no sample yet: nothing to check against
+
+
+def test_load_checks_the_submission_values_against_the_sample(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "competition"
+    folder.mkdir()
+    (folder / "passengers.yaml").write_text(BINARY.format(raw=tmp_path, fn="sklearn.metrics.roc_auc_score",
+                                                          input="score", values="label", metric="auc"))
+    pd.DataFrame({"PassengerId": [1, 2], "Survived": [0.5, 0.5]}).to_csv(tmp_path / "sample_submission.csv",
+                                                                         index=False)
+    monkeypatch.setattr(spec, "COMPETITION_DIR", folder)
+    with pytest.raises(WorkspaceError, match=r"passengers.yaml: submission.values=label, but .* write values: score"):
+        load("passengers")
+
+
+def test_a_run_whose_competition_file_changed_since_says_which_copy_is_used(tmp_path: Path, monkeypatch,
+                                                                            capsys) -> None:
+    folder = tmp_path / "competition"
+    folder.mkdir()
+    text = BINARY.format(raw=tmp_path, fn="sklearn.metrics.roc_auc_score", input="score", values="label", metric="auc")
+    (folder / "passengers.yaml").write_text(text)
+    monkeypatch.setattr(spec, "COMPETITION_DIR", folder)
+    assert spec.logged("passengers", text, "abcdef0123", "predict.py").values == "label"
+    assert capsys.readouterr().err == ""  # the same file: nothing to say
+    (folder / "passengers.yaml").write_text(text.replace("values: label", "values: score").replace(
+        "[Survived]", "[Alive]"))
+    assert spec.logged("passengers", text, "abcdef0123", "rerun.sh").values == "label"  # the run's copy
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"warning: {folder / 'passengers.yaml'} has changed since run abcdef01 was trained (submission."
+                    f"values: label -> score; target: ['Survived'] -> ['Alive']); rerun.sh uses the run's own copy "
+                    f"(its competition.yaml); train a new run to use today's file")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.competition.kinds import check_metric_input, check_submission_values
 from src.utils.config.targets import instantiate
 from src.utils.core.errors import WorkspaceError
 from src.utils.core.paths import CONFIG_DIR, resolve, shown
@@ -110,7 +112,9 @@ class Competition:
                 fn = instantiate(node.fn)
             except Exception as exc:
                 raise WorkspaceError(f"{where}.fn cannot be built ({_reason(exc)})") from exc
-            out.append(Metric(str(name), fn, kind, direction))
+            metric = Metric(str(name), fn, kind, direction)
+            check_metric_input(metric, self.task, where, str(node.fn.get("_target_", node.fn)))
+            out.append(metric)
         if not out:
             raise WorkspaceError(f"{self.where}: metrics is empty; name at least the competition's metric")
         return out
@@ -192,6 +196,7 @@ def load(name: str) -> Competition:
         raise WorkspaceError(f"competition={name}: there is no {shown(path)} (known: {known}); write one (see "
                              f"README, 'Start your own competition')")
     competition = Competition(name, OmegaConf.load(path), path)
+    check_submission_values(competition, competition.raw_file("sample_submission"))
     _LOADED[key] = competition
     return competition
 
@@ -199,6 +204,33 @@ def load(name: str) -> Competition:
 def from_yaml(name: str, text: str) -> Competition:
     """A competition as a run logged it (competition.yaml artifact)."""
     return Competition(name, OmegaConf.create(text))
+
+
+def differences(before: DictConfig, after: DictConfig) -> list[str]:
+    """`key: old -> new` for every leaf that differs between two competition configs (dotted keys, sorted)."""
+    def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(node, dict):
+            return {k: v for key, value in node.items() for k, v in leaves(value, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): node}
+
+    old, new = (leaves(OmegaConf.to_container(c, resolve=False)) for c in (before, after))
+    return [f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}" for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)]
+
+
+def logged(name: str, text: str, run_id: str, used_by: str) -> Competition:
+    """The competition file a run logged, as `used_by` (predict.py, rerun.sh, kaggle_pack.sh) uses it; when
+    config/competition/<name>.yaml has changed since, one warning line says which one is used and what differs."""
+    competition = from_yaml(name, text)
+    path = COMPETITION_DIR / f"{name}.yaml"
+    if path.is_file():
+        changed = differences(competition.cfg, OmegaConf.load(path))
+        if changed:
+            shown_changes = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+            print(f"warning: {shown(path)} has changed since run {run_id[:8]} was trained ({shown_changes}); "
+                  f"{used_by} uses the run's own copy (its competition.yaml); train a new run to use today's file",
+                  file=sys.stderr, flush=True)
+    return competition
 
 
 def check_named(config: Any) -> None:

@@ -87,14 +87,17 @@ class LoadedRun:
         with _logged_package(self.code_dir, self.folder.replace("/", ".")):
             return instantiate(self.config.data, **kwargs)
 
-    def competition(self) -> Any:
-        """The competition as the run read it (its competition.yaml), not today's file."""
+    def competition(self, used_by: str | None = None) -> Any:
+        """The competition as the run read it (its competition.yaml), not today's file; `used_by` (the command)
+        warns in one line when today's file differs."""
         from src.utils.competition import spec as competitions
 
         try:
             text = Path(mlflow.artifacts.download_artifacts(f"runs:/{self.run_id}/competition.yaml")).read_text()
         except (MlflowException, OSError) as exc:
             raise older_run(self.run_id, "competition.yaml") from exc
+        if used_by:
+            return competitions.logged(self.tags["competition"], text, self.run_id, used_by)
         return competitions.from_yaml(self.tags["competition"], text)
 
     def history(self, metric: str) -> pd.DataFrame:

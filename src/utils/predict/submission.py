@@ -69,7 +69,7 @@ def write_submission(cfg: DictConfig) -> str:
     validate(cfg, PredictConfig)
     run_id = best_run_id(cfg.experiment_name, cfg.metric, cfg.mode) if cfg.run_id == "best" else str(cfg.run_id)
     run = load_run(run_id)
-    competition = run.competition()
+    competition = run.competition(used_by="predict.py")
     features = run_features(run)
     scores = test_scores(run, features, cfg.get("batch_size"))
     submission = competition.submission(features.test_ids(competition.ids), scores)
