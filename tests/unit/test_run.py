@@ -386,3 +386,70 @@ def test_the_summary_line_shows_the_baseline() -> None:
     summary = Summary(0.9, {"oof_accuracy": 0.91, "baseline_oof_accuracy": 0.11}, 0.9)
     assert summary.line("val_acc", 5, "accuracy") == ("best_val_acc=0.9000 (CV mean of 5 folds), OOF accuracy=0.9100 "
                                                       "(trivial baseline 0.1100)")
+
+
+HEAD_TASKS = [({"_target_": "src.tasks.Multiclass", "classes": [3, 5, 7]}, ["y"], "multiclass", 3),
+              ({"_target_": "src.tasks.Binary"}, ["y"], "binary", 1),
+              ({"_target_": "src.tasks.MultiLabel"}, ["a", "b"], "multilabel", 2),
+              ({"_target_": "src.tasks.Regression"}, ["y"], "regression", 1)]
+
+
+@pytest.mark.parametrize("node,targets,kind,width", HEAD_TASKS, ids=[k for _, _, k, _ in HEAD_TASKS])
+def test_the_head_is_the_tasks(node: dict, targets: list[str], kind: str, width: int) -> None:
+    import torch
+    from torch.nn import functional as F
+
+    from src.utils.config.targets import instantiate
+    from src.utils.run import heads
+
+    task = instantiate(OmegaConf.create(node), targets=targets)
+    y = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 0.0], [1.0, 0.0]])[:, :width] if kind == "multilabel" else \
+        np.array([0, 1, 2, 1] if kind == "multiclass" else [0, 1, 1, 0] if kind == "binary" else [3.0, 5.0, 9.0, 7.0])
+    head = heads.head_of(task, y)
+    assert (head["task"], head["n_outputs"]) == (kind, width)
+    assert (head["target_mean"], head["target_std"]) == ((6.0, float(np.std([3, 5, 9, 7]))) if kind == "regression"
+                                                         else (0.0, 1.0))
+    out, target = torch.randn(4, width), torch.as_tensor(y)
+    expected = {"multiclass": lambda: F.cross_entropy(out, target.long()),
+                "binary": lambda: F.binary_cross_entropy_with_logits(out, target.float().view(-1, 1)),
+                "multilabel": lambda: F.binary_cross_entropy_with_logits(out, target.float()),
+                "regression": lambda: F.mse_loss((out - 6.0) / 2.0, (target.float().view(-1, 1) - 6.0) / 2.0)}[kind]()
+    assert torch.isclose(heads.loss(kind, out, target, 6.0, 2.0), expected)
+    assert torch.isfinite(heads.error(kind, out, target))
+
+
+def test_a_task_the_head_does_not_know_is_one_line() -> None:
+    from src.utils.run.heads import head_of
+
+    with pytest.raises(WorkspaceError, match="the network's head knows the tasks multiclass, binary, multilabel, "
+                                             "regression, not .*; give the model a loss of its own"):
+        head_of(SimpleNamespace(kind="ranking", width=1), np.zeros(3))
+
+
+def test_the_tabular_network_on_a_binary_table_learns_its_logit_with_cross_entropy() -> None:
+    """model02's network, built for a binary task (a copy of the folder on another competition, unedited): one logit,
+    binary cross-entropy, accuracy well above the majority class on rows it did not train on."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from src.model.model02.model import TabularMLP
+    from src.tasks import Binary
+    from src.utils.run.heads import head_of
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0.8).astype(np.int64)  # about a quarter are ones: the majority class is 0
+    pl.seed_everything(0, verbose=False)
+    net = TabularMLP(optimizer=lambda params: torch.optim.Adam(params, lr=0.01), n_inputs=5, hidden=[16],
+                     dropout=0.0, **head_of(Binary(["y"]), y[:400]))
+    assert net.hparams.task == "binary" and net.net[-1].out_features == 1
+    loader = DataLoader(TensorDataset(torch.from_numpy(x[:400]), torch.from_numpy(y[:400])), batch_size=32,
+                        shuffle=True)
+    pl.Trainer(max_epochs=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(net, loader)
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(x[400:]))
+    accuracy = float(((logits[:, 0] >= 0).numpy() == y[400:]).mean())
+    majority = max(float(y[400:].mean()), 1 - float(y[400:].mean()))
+    assert accuracy > majority + 0.1, (accuracy, majority)

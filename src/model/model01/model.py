@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from src.utils.run import heads
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -19,7 +20,8 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class DigitCNN(pl.LightningModule):
-    """Two conv blocks (28->14->7) and a small classifier head; 10 logits out.
+    """Two conv blocks (28->14->7) and a small head of the competition's task: `num_classes` logits (10 digits),
+    one logit for a binary task, one per label, or one value per target (src/utils/run/heads.py).
 
     `optimizer` and `scheduler` are factories from the config (`_partial_: true`): the optimizer takes the
     parameters, the scheduler the optimizer (None: a constant learning rate).
@@ -33,6 +35,7 @@ class DigitCNN(pl.LightningModule):
         hidden: int = 128,
         dropout: float = 0.25,
         num_classes: int = 10,
+        task: str = "multiclass",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])  # checkpoints keep plain values only
@@ -51,14 +54,22 @@ class DigitCNN(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss (a subclass that overrides it keeps its own)."""
+        return heads.loss(self.hparams.task, logits, y)
+
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        acc = (logits.argmax(dim=1) == y).float().mean()
+        loss = self.loss(logits, y)
         # sync_dist: under DDP each rank sees a shard; the epoch's value is the mean over all of them
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, sync_dist=True)
+        if self.hparams.task == "regression":
+            self.log(f"{stage}_rmse", heads.error("regression", logits, y), on_step=False, on_epoch=True,
+                     sync_dist=True)
+        else:
+            self.log(f"{stage}_acc", heads.accuracy(self.hparams.task, logits, y), on_step=False, on_epoch=True,
+                     sync_dist=True)
         return loss, logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

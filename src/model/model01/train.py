@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import MISSING, DictConfig
 
+from src.utils.competition import load as load_competition
 from src.utils.paths import config_dir
+from src.utils.run.heads import head_of
 from src.utils.schema import TrainConfig, instantiate, preflight, require
 
 if TYPE_CHECKING:
@@ -37,9 +39,11 @@ class Config(TrainConfig):
 
 
 def build(cfg: DictConfig, features: Features, fold: int):
-    """The model and the data of one fold, from the config's `model` and `data` nodes."""
+    """The model and the data of one fold, from the config's `model` and `data` nodes; the head (width, loss)
+    from the competition's task."""
+    head = head_of(load_competition(cfg.competition).task, features.train_y[:1])
     datamodule = instantiate(cfg.data, features=features, fold=fold)
-    model = instantiate(cfg.model)
+    model = instantiate(cfg.model, num_classes=head["n_outputs"], task=head["task"])
     return model, datamodule
 
 

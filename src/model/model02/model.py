@@ -1,4 +1,5 @@
-"""model02's network: a small MLP for tabular regression, as a LightningModule."""
+"""model02's network: a small MLP for tabular data, as a LightningModule; its head (output width, loss) comes from
+the competition's task (src/utils/run/heads.py), so a copy of this folder trains right on another task unedited."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from src.utils.run import heads
 
 
 class TabularMLP(pl.LightningModule):
-    """Hidden layers with ReLU and dropout, one output per target, learnt on the standardised target.
+    """Hidden layers with ReLU and dropout, then the task's head: `n_outputs` logits (classes, labels) learnt with
+    (binary) cross-entropy, or one value per target learnt on the standardised target (regression).
 
-    The output is in the target's own units (`target_mean + target_std * net(x)`), so the validation outputs
-    and the predictions are the values the competition scores. `optimizer` and `scheduler` are factories from the
-    config (`_partial_: true`).
+    A regression's output is in the target's own units (`target_mean + target_std * net(x)`), so the validation
+    outputs and the predictions are the values the competition scores; a classifier's are logits (the task turns
+    them into probabilities). Logged per epoch: `<stage>_loss`, `<stage>_rmse` (of the scores: the target's units,
+    or the root of the Brier score) and, for classes, `<stage>_acc`. `optimizer` and `scheduler` are factories
+    from the config (`_partial_: true`).
     """
 
     def __init__(
@@ -28,6 +33,7 @@ class TabularMLP(pl.LightningModule):
         n_outputs: int = 1,
         target_mean: float = 0.0,
         target_std: float = 1.0,
+        task: str = "regression",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -44,14 +50,20 @@ class TabularMLP(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.target_mean + self.target_std * self.net(x)
 
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss (a subclass that overrides it keeps its own)."""
+        return heads.loss(self.hparams.task, out, y, self.target_mean, self.target_std)
+
     def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         pred = self(x)
-        y = y.view_as(pred)
-        loss = F.mse_loss((pred - self.target_mean) / self.target_std, (y - self.target_mean) / self.target_std)
-        rmse = torch.sqrt(F.mse_loss(pred, y))
+        loss = self.loss(pred, y)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-        self.log(f"{stage}_rmse", rmse, on_step=False, on_epoch=True, sync_dist=True)
+        self.log(f"{stage}_rmse", heads.error(self.hparams.task, pred, y), on_step=False, on_epoch=True,
+                 sync_dist=True)
+        if self.hparams.task != "regression":
+            self.log(f"{stage}_acc", heads.accuracy(self.hparams.task, pred, y), on_step=False, on_epoch=True,
+                     sync_dist=True)
         return loss, pred
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import hydra
-import numpy as np
 from omegaconf import MISSING, DictConfig
 
+from src.utils.competition import load as load_competition
 from src.utils.paths import config_dir
+from src.utils.run.heads import head_of
 from src.utils.schema import TrainConfig, instantiate, preflight, require
 
 if TYPE_CHECKING:
@@ -38,11 +39,12 @@ class Config(TrainConfig):
 
 
 def build(cfg: DictConfig, features: Features, fold: int):
-    """The model and the data of one fold; the target's scale comes from the fold's training rows."""
-    y = features.train_y[features.split(fold)[0]].astype(np.float64)
+    """The model and the data of one fold: the head (width, loss) from the competition's task, a regression's
+    target scale from the fold's training rows."""
+    task = load_competition(cfg.competition).task
+    y = features.train_y[features.split(fold)[0]]
     datamodule = instantiate(cfg.data, features=features, fold=fold)
-    model = instantiate(cfg.model, n_inputs=int(features.train_x.shape[1]), target_mean=float(y.mean()),
-                        target_std=float(y.std() or 1.0))
+    model = instantiate(cfg.model, n_inputs=int(features.train_x.shape[1]), **head_of(task, y))
     return model, datamodule
 
 
