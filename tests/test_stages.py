@@ -89,6 +89,23 @@ def test_sample_data_through_both_stages(workspace: Workspace) -> None:
     assert res.returncode == 0 and "up to date" not in res.stderr
     assert len(runs_of(ws, "feature01")[1]) == 3
 
+    # what the stages read of the competition file is one of their inputs: a renamed target rebuilds them, and a
+    # model refuses features built under another version of the file, in one line, before any run
+    competition = ws.root / "config/competition/digit-recognizer.yaml"
+    text = competition.read_text()
+    competition.write_text(text.replace("target: [Label]", "target: [Digit]"))
+    res = ws.script("src/feature/feature01/build_features.py", "normalization.method=minmax")
+    assert res.returncode == 0 and "up to date" not in res.stderr + res.stdout, res.stderr
+    client, runs = runs_of(ws, "feature01")
+    assert len(runs) == 4 and runs[-1].data.tags["competition_digest"] == read_json(fdir / "manifest.json")[
+        "competition_digest"]
+    competition.write_text(text)
+    res = ws.script("src/model/model01/train.py", "max_epochs=1")
+    (line,) = [line for line in res.stderr.splitlines() if line.strip()][-1:]
+    assert res.returncode == 2 and line.startswith("error: _data/feature/feature01 was built under another version "
+                                                   "of config/competition/digit-recognizer.yaml"), res.stderr
+    assert "src/dataset/dataset01/make_dataset.py" in line and client.get_experiment_by_name("model01") is None
+
 
 @pytest.mark.slow
 def test_malformed_train_csv_fails_cleanly(workspace: Workspace) -> None:

@@ -270,3 +270,16 @@ def test_a_run_whose_competition_file_changed_since_says_which_copy_is_used(tmp_
     assert line == (f"warning: {folder / 'passengers.yaml'} has changed since run abcdef01 was trained (submission."
                     f"values: label -> score; target: ['Survived'] -> ['Alive']); rerun.sh uses the run's own copy "
                     f"(its competition.yaml); train a new run to use today's file")
+
+
+def test_the_digest_is_what_the_data_stages_read_of_the_file() -> None:
+    base = Competition("d", OmegaConf.create(DIABETES)).digest
+    for key, value in (("target", ["progression"]), ("id", ["row"]), ("files", {"train": "t.csv", "test": "x.csv",
+                       "sample_submission": "s.csv"}), ("task", {"_target_": "src.tasks.Binary"})):
+        cfg = OmegaConf.create(DIABETES)
+        cfg[key] = value
+        assert Competition("d", cfg).digest != base, key
+    cfg = OmegaConf.create(DIABETES)
+    cfg.submission.values, cfg.title, cfg.id = "label", "another title", "id"  # not read by a stage; id == [id]
+    del cfg.metrics.mae
+    assert Competition("d", cfg).digest == base

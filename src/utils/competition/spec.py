@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.utils.competition.kinds import check_metric_input, check_submission_values
 from src.utils.config.targets import instantiate
 from src.utils.core.errors import WorkspaceError
+from src.utils.core.hashing import json_sha256
 from src.utils.core.paths import CONFIG_DIR, resolve, shown
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,13 @@ class Competition:
     @property
     def slug(self) -> str:
         return str(self.cfg.slug)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """The hash of what the data stages read of the file (files, id and target columns, task): a stage's input,
+        so a change rebuilds the stages, and a model refuses features built under another version."""
+        return json_sha256({"files": OmegaConf.to_container(self.cfg.files, resolve=True), "id": self.ids,
+                            "target": self.targets, "task": OmegaConf.to_container(self.cfg.task, resolve=True)})[:16]
 
     @property
     def raw_dir(self) -> Path:

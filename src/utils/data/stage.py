@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.competition.spec import check_named
+from src.utils.competition.spec import load as load_competition
 from src.utils.config.schema import validate
 from src.utils.core.errors import WorkspaceError, exit_on_user_error
 from src.utils.core.hashing import json_sha256, tree_sha256
@@ -74,7 +75,9 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
     stage, folder = folder_of(file)
     out_dir = resolve(cfg.output_dir)
     config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("force", "hydra")}
-    fingerprint = json_sha256({**inputs, "config": config, "code": tree_sha256(Path(file).parent)})
+    competition = {"competition": str(cfg.competition), "competition_digest": load_competition(cfg.competition).digest
+                   } if cfg.get("competition") else {}  # what the stage reads of the competition file is an input
+    fingerprint = json_sha256({**inputs, **competition, "config": config, "code": tree_sha256(Path(file).parent)})
     if not cfg.force and (done := _up_to_date(out_dir, fingerprint)):
         log.info("%s is up to date (content hash %s, built by run %s); nothing to do (force=true rebuilds)",
                  shown(out_dir), done["content_hash"][:12], done["mlflow_run_id"])
@@ -85,7 +88,7 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
     from src.utils.track.runs import tracked_run
     from src.utils.track.tracking import log_data_input
 
-    tags = {**(tags or {}), **({"competition": str(cfg.competition)} if cfg.get("competition") else {})}
+    tags = {**(tags or {}), **competition}
     with tracked_run(stage, folder, cfg.experiment_name, params=OmegaConf.to_container(cfg, resolve=True),
                      tags=tags, note=cfg.get("note")) as run:
         if reads is not None:
@@ -95,8 +98,8 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
             mlflow.log_artifact(str(Path(logged) / "config.yaml"))
         with atomic_dir(out_dir) as tmp:
             facts = write(tmp)
-            extra = {"competition": str(cfg.competition)} if cfg.get("competition") else {}
-            manifest = seal(tmp, folder, facts, inputs_fingerprint=fingerprint, mlflow_run_id=run.info.run_id, **extra)
+            manifest = seal(tmp, folder, facts, inputs_fingerprint=fingerprint, mlflow_run_id=run.info.run_id,
+                            **competition)
             content_hash = manifest["content_hash"]
             mlflow.log_artifact(str(tmp / "manifest.json"))
         mlflow.set_tags({"content_hash": content_hash})

@@ -84,7 +84,14 @@ def competition_of(cfg: DictConfig, features: Features) -> Competition:
     if features.competition and features.competition != name:
         raise WorkspaceError(f"competition={name} but {shown(features.dir)} was built for {features.competition}; "
                              f"point feature_dir at features of {name} (or fix competition)")
-    return load_competition(str(name))
+    competition = load_competition(str(name))
+    built_under = features.manifest.get("competition_digest")
+    if built_under and built_under != competition.digest:
+        dataset = features.manifest.get("dataset", {}).get("name", "the dataset")
+        raise WorkspaceError(f"{shown(features.dir)} was built under another version of {competition.where} (its "
+                             f"files, id, target or task have changed since); rebuild the data stages: poetry run "
+                             f"python src/dataset/{dataset}/make_dataset.py, then {features.rebuild}")
+    return competition
 
 
 def experiment_dir(build: Build) -> Path:
@@ -130,6 +137,7 @@ def opened_run(cfg: DictConfig, build: Build, inputs: Inputs, link: TrialLink | 
         if link is not None:
             mlflow.set_tags(link.attach(run.info.run_id))
         mlflow.set_tags({**inputs.lineage, "competition": inputs.competition.name,
+                         "competition_digest": inputs.competition.digest,
                          "task": inputs.competition.task.kind, "competition_metric": inputs.competition.metric.name})
         records.log_run_files(cfg, experiment_dir(build), inputs.features, inputs.folds, inputs.competition)
         os.environ[RUN_ENV] = run.info.run_id  # DDP processes started from here train into the same folders
