@@ -249,3 +249,21 @@ def test_features_lineage_checks_the_dataset(tmp_path: Path) -> None:
     write_json(dataset / "manifest.json", {"content_hash": "e" * 64})
     with pytest.raises(WorkspaceError, match=r"was built from dataset01 d{12} but dataset01 is now e{12}"):
         Features(folder, manifest).lineage()
+
+
+def test_the_next_step_is_the_folders_that_read_the_output(tmp_path: Path, monkeypatch) -> None:
+    """A copied stage names its own readers (found in config/), not the readers of the folder it was copied from."""
+    from src.utils.core.paths import ROOT
+    from src.utils.data import stage
+
+    for folder, value in (("feature07", "_data/data/dataset04"), ("feature08", "_data/data/dataset03"),
+                          ("feature09", "${root:}/_data/data/dataset04")):
+        (tmp_path / "config/feature" / folder).mkdir(parents=True)
+        (tmp_path / "config/feature" / folder / "config.yaml").write_text(f"dataset_dir: {value}\n")
+    monkeypatch.setattr(stage, "ROOT", tmp_path)
+    assert stage.next_step_of("dataset", ROOT / "_data/data/dataset04", "titanic") == (
+        "poetry run python src/feature/feature07/build_features.py")
+    assert stage.next_step_of("dataset", ROOT / "_data/data/dataset05", "titanic") == (
+        "no feature folder reads _data/data/dataset05 yet: copy one of titanic (bash scripts/new_experiment.sh "
+        "feature <folder>) and set dataset_dir: _data/data/dataset05 in its config.yaml")
+    assert stage.next_step_of("model", ROOT / "x", None) == ""

@@ -71,15 +71,15 @@ def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
 def main(cfg: DictConfig) -> str:
     raw_dir = resolve(cfg.raw_dir) if cfg.raw_dir else load_competition(cfg.competition).raw_dir
     if not (raw_dir / "train.csv").is_file():
-        raise WorkspaceError(f"no raw data in {raw_dir}; run `bash scripts/prepare_data.sh` first")
+        raise WorkspaceError(f"no raw data in {raw_dir}; run `bash scripts/prepare_data.sh --competition "
+                             f"{cfg.competition}` first")
     source = raw_data.read_source(raw_dir)
     raw_hash = files_sha256([raw_dir / n for n in raw_data.RAW_FILES if (raw_dir / n).exists()], raw_dir)
     tags = {"data_source": source["source"], "is_sample_data": str(bool(source.get("is_sample"))).lower()}
     if source.get("is_sample"):
         tags["mlflow.note.content"] = "SAMPLE DATA: scikit-learn digits upscaled to 28x28, not MNIST/Kaggle."
     return build_stage(cfg, __file__, Config, inputs={"raw": raw_hash}, write=lambda out: write(raw_dir, cfg, out),
-                       reads=("raw", raw_dir, raw_hash), tags=tags,
-                       next_step="poetry run python src/feature/feature01/build_features.py")
+                       reads=("raw", raw_dir, raw_hash), tags=tags)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from src.utils.paths import config_dir, resolve, shown
 from src.utils.schema import StageConfig, preflight, require
 from src.utils.stage import build_stage
 
-FIX = "re-create the raw files with `bash scripts/prepare_data.sh --competition diabetes-sample`"
+FIX = "re-create the raw files with `bash scripts/prepare_data.sh --competition {competition}`"  # the stage's own
 
 
 @dataclass
@@ -41,24 +41,24 @@ class Config(StageConfig):
         require(self.n_folds >= 2, "n_folds", self.n_folds, "a whole number >= 2 (e.g. n_folds=5)")
 
 
-def read_table(path: Path, required: list[str]) -> pd.DataFrame:
-    """A CSV whose every column is numeric and complete; one error line for the first problem."""
+def read_table(path: Path, required: list[str], fix: str) -> pd.DataFrame:
+    """A CSV whose every column is numeric and complete; one error line for the first problem (ending in `fix`)."""
     if not path.is_file():
-        raise WorkspaceError(f"{shown(path)} not found; {FIX}")
+        raise WorkspaceError(f"{shown(path)} not found; {fix}")
     try:
         frame = pd.read_csv(path, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise WorkspaceError(f"{shown(path)} cannot be read ({str(exc).strip().splitlines()[-1]}); {FIX}") from exc
+        raise WorkspaceError(f"{shown(path)} cannot be read ({str(exc).strip().splitlines()[-1]}); {fix}") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise WorkspaceError(f"{shown(path)} lacks column(s) {', '.join(missing)}; {FIX}")
+        raise WorkspaceError(f"{shown(path)} lacks column(s) {', '.join(missing)}; {fix}")
     for column in frame.columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise WorkspaceError(f"{shown(path)} line {row + 2}, column {column}: {frame[column].iloc[row]!r} is not "
-                                 f"a number; {FIX}")
+                                 f"a number; {fix}")
         frame[column] = values
     return frame
 
@@ -66,14 +66,15 @@ def read_table(path: Path, required: list[str]) -> pd.DataFrame:
 def write(raw_dir: Path, cfg: DictConfig, out: Path) -> dict:
     competition = load_competition(cfg.competition)
     (id_col,), (target,) = competition.ids, competition.targets
-    train = read_table(raw_dir / "train.csv", [id_col, target])
-    test = read_table(raw_dir / "test.csv", [id_col])
+    fix = FIX.format(competition=competition.name)
+    train = read_table(raw_dir / "train.csv", [id_col, target], fix)
+    test = read_table(raw_dir / "test.csv", [id_col], fix)
     measures = [c for c in train.columns if c not in (id_col, target)]
     missing = [c for c in measures if c not in test.columns]
     if missing:
-        raise WorkspaceError(f"{shown(raw_dir / 'test.csv')} lacks the training column(s) {', '.join(missing)}; {FIX}")
+        raise WorkspaceError(f"{shown(raw_dir / 'test.csv')} lacks the training column(s) {', '.join(missing)}; {fix}")
     if train[id_col].duplicated().any() or test[id_col].duplicated().any():
-        raise WorkspaceError(f"the {id_col} column repeats a value in train.csv or test.csv; ids are unique; {FIX}")
+        raise WorkspaceError(f"the {id_col} column repeats a value in train.csv or test.csv; ids are unique; {fix}")
     cv = assign_folds(cfg.cv, train)
     train = train[[id_col, *measures, target]].assign(fold=cv.folds)
     test = test[[id_col, *measures]]
@@ -103,8 +104,7 @@ def main(cfg: DictConfig) -> str:
     tags = {"data_source": source["source"], "is_sample_data": str(bool(source.get("is_sample"))).lower()}
     return build_stage(cfg, __file__, Config, inputs={"raw": raw_hash},
                        write=lambda out: write(raw_dir, cfg, out),
-                       reads=("raw", raw_dir, raw_hash), tags=tags,
-                       next_step="poetry run python src/feature/feature02/build_features.py")
+                       reads=("raw", raw_dir, raw_hash), tags=tags)
 
 
 if __name__ == "__main__":

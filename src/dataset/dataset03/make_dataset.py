@@ -98,9 +98,7 @@ def main(cfg: DictConfig) -> str:
     source = read_source(raw_dir)
     tags = {"data_source": source["source"], "is_sample_data": str(bool(source.get("is_sample"))).lower()}
     return build_stage(cfg, __file__, Config, inputs={"raw": raw_hash, "competition": reads},
-                       write=lambda out: write(raw_dir, cfg, out), reads=("raw", raw_dir, raw_hash), tags=tags,
-                       next_step="poetry run python src/feature/feature03/build_features.py "
-                                 f"competition={competition.name}")
+                       write=lambda out: write(raw_dir, cfg, out), reads=("raw", raw_dir, raw_hash), tags=tags)
 
 
 if __name__ == "__main__":

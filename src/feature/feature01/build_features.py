@@ -96,8 +96,7 @@ def main(cfg: DictConfig) -> str:
             "is_sample_data": str(bool(dataset["source"].get("is_sample"))).lower()}
     return build_stage(cfg, __file__, Config, inputs={"dataset": dataset["content_hash"]},
                        write=lambda out: write(dataset_dir, dataset, cfg, out),
-                       reads=(name, dataset_dir, dataset["content_hash"]), tags=tags,
-                       next_step="poetry run python src/model/model01/train.py")
+                       reads=(name, dataset_dir, dataset["content_hash"]), tags=tags)
 
 
 if __name__ == "__main__":

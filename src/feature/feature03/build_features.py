@@ -88,12 +88,9 @@ def main(cfg: DictConfig) -> str:
     tags = {f"{name}_hash": dataset["content_hash"], f"{name}_run_id": dataset["mlflow_run_id"],
             "data_source": dataset["source"]["source"],
             "is_sample_data": str(bool(dataset["source"].get("is_sample"))).lower()}
-    model = ("a tree folder (a copy of src/model/model04)" if cfg.variant == "trees"
-             else "a tabular network folder (a copy of src/model/model02)")
     return build_stage(cfg, __file__, Config, inputs={"dataset": dataset["content_hash"]},
                        write=lambda out: write(dataset_dir, dataset, cfg, out),
-                       reads=(name, dataset_dir, dataset["content_hash"]), tags=tags,
-                       next_step=f"train {model} of {cfg.competition} with feature_dir={cfg.output_dir}")
+                       reads=(name, dataset_dir, dataset["content_hash"]), tags=tags)
 
 
 if __name__ == "__main__":

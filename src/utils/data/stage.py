@@ -59,15 +59,37 @@ def _up_to_date(out_dir: Path, fingerprint: str) -> dict | None:
     return info
 
 
+NEXT = {"dataset": ("feature", "dataset_dir"), "feature": ("model", "feature_dir")}
+
+
+def next_step_of(stage: str, out_dir: Path, competition: str | None) -> str:
+    """What reads this stage's output: the next stage's folders whose config points at it (found, not written in
+    the folder, so a copy names its own readers), or how to point one at it."""
+    if stage not in NEXT:
+        return ""
+    after, key = NEXT[stage]
+    readers = []
+    for config in sorted((ROOT / "config" / after).glob("*/config.yaml")):
+        value = OmegaConf.to_container(OmegaConf.load(config), resolve=False).get(key)
+        if isinstance(value, str) and "${" not in value and resolve(value) == out_dir:
+            readers.append(f"poetry run python src/{after}/{config.parent.name}/{ENTRY_SCRIPTS.get(after, 'train.py')}")
+    if readers:
+        return "; ".join(readers)
+    of = f" of {competition}" if competition else ""
+    return (f"no {after} folder reads {shown(out_dir)} yet: copy one{of} (bash scripts/new_experiment.sh {after} "
+            f"<folder>) and set {key}: {shown(out_dir)} in its config.yaml")
+
+
 @exit_on_user_error
 def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any],
                 write: Callable[[Path], dict[str, Any]], reads: tuple[str, Path, str] | None = None,
-                tags: dict[str, str] | None = None, next_step: str = "") -> str:
+                tags: dict[str, str] | None = None, next_step: str | None = None) -> str:
     """Run the stage whose entry script is `file`; the content hash of its output.
 
     `inputs`: what the output depends on besides the config and this folder's code (e.g. the raw data's hash).
     `write(tmp)`: writes the output files into `tmp` and returns the facts for the manifest.
     `reads`: (name, folder, digest) of the data read, logged as the run's input.
+    `next_step`: the "next:" line; by default the folders of the next stage that read this output.
     """
     validate(cfg, schema, (check_named,))
     if reads is not None:
@@ -104,6 +126,7 @@ def build_stage(cfg: DictConfig, file: str, schema: type, inputs: dict[str, Any]
             mlflow.log_artifact(str(tmp / "manifest.json"))
         mlflow.set_tags({"content_hash": content_hash})
         log.info("wrote %s (content hash %s)", shown(out_dir), content_hash[:12])
-        if next_step:
+        if next_step := (next_step if next_step is not None else
+                         next_step_of(stage, out_dir, str(cfg.competition) if cfg.get("competition") else None)):
             log.info("next: %s", next_step)
     return content_hash
