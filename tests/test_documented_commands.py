@@ -227,7 +227,7 @@ class Session:
     run_id: str | None = None
     benched: dict[str, str] | None = None  # the benchmark's options left after the tiny ones -> the command run
     walk: Workspace | None = None  # "Start your own competition", followed step by step in a workspace of its own
-    walk_edited: bool = False
+    walk_edited: set[str] | None = None  # the walkthrough's steps whose edits are made
     sweeps: dict[str, str] | None = None  # competition -> the parent run of its latest documented fold=all sweep
     ensemble_run_id: str | None = None  # the run the latest documented ensemble command made
     paths_run: dict | None = None  # path_of(a training command) -> the command that ran it
@@ -322,7 +322,13 @@ def walkthrough_step(s: Session, command: Command, prepared_template: Workspace,
         s.walk = copy_prepared(prepared_template, base / "walk" / "ws")
         passengers_zip(s.walk.root / "titanic.zip")  # step 2's download
     ws = s.walk
-    if "/dataset04/" in command.text and not s.walk_edited:  # step 3: point the copies at the competition
+    s.walk_edited = s.walk_edited or set()
+    if any(f"/{folder}/" in command.text for folder in ("model07", "ensemble03")) and "5" not in s.walk_edited:
+        edit_walk(ws, {"model/model07/config.yaml": [(r"^competition: \S+", "competition: titanic"),
+                                                     (r"^feature_dir: \S+", "feature_dir: _data/feature/feature04n")],
+                       "ensemble/ensemble03/config.yaml": [(r"^competition: \S+", "competition: titanic")]})
+        s.walk_edited.add("5")  # step 5: the network's copy and the ensemble's point at the competition
+    if "/dataset04/" in command.text and "3" not in s.walk_edited:  # step 3: point the copies at the competition
         edits = {  # file -> (the line as copied, the line as the walkthrough writes it)
             "dataset/dataset04/config.yaml": [(r"^competition: \S+", "competition: titanic"),
                                               (r"^  drop: \[\]", "  drop: [Name, Ticket]"),
@@ -337,15 +343,20 @@ def walkthrough_step(s: Session, command: Command, prepared_template: Workspace,
                                                       (r"^  _target_: \S+", "  _target_: lightgbm.LGBMClassifier"),
                                                       (r"^  objective: \S+", "  objective: binary"),
                                                       (r"^  metric: \S+", "  metric: binary_logloss")]}
-        for rel, lines in edits.items():
-            path = ws.root / "config" / rel
-            text = path.read_text()
-            for pattern, line in lines:
-                text, n = re.subn(pattern, line, text, count=1, flags=re.M)
-                assert n == 1, f"{path} has no line {pattern}"
-            path.write_text(text)
-        s.walk_edited = True
+        edit_walk(ws, edits)
+        s.walk_edited.add("3")
     return ws
+
+
+def edit_walk(ws: Workspace, edits: dict[str, list[tuple[str, str]]]) -> None:
+    """Each file of config/ -> (the line as copied, the line as the walkthrough writes it)."""
+    for rel, lines in edits.items():
+        path = ws.root / "config" / rel
+        text = path.read_text()
+        for pattern, line in lines:
+            text, n = re.subn(pattern, line, text, count=1, flags=re.M)
+            assert n == 1, f"{path} has no line {pattern}"
+        path.write_text(text)
 
 
 def model01_runs(ws: Workspace) -> int:
@@ -516,7 +527,8 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
         env = {**env, "PYTHONPATH": str(ws.root)}
         # what `kaggle competitions download -c digit-recognizer` leaves in the current folder
         shutil.copy(session.home / "Downloads" / "digit-recognizer.zip", ws.root)
-    tiny = {"train": TINY_RUN, "walkthrough": TINY_RUN if "/train.py" in text else [],
+    # the walkthrough's network trains as written: its OOF score must beat the trivial baseline (below)
+    tiny = {"train": TINY_RUN, "walkthrough": TINY_RUN if "/train.py" in text and "/model07/" not in text else [],
             "sweep": TINY_SWEEP, "background": TINY_SWEEP, "demo": TINY_SWEEP,
             "bench": TINY_BENCH}.get(how, [])
     if how == "train" and "ckpt_path=" in text:
@@ -571,6 +583,10 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
             dest.write_text(yaml_after("README.md", int(command.places[0].split(":")[1])))
         if how == "walkthrough" and "/predict.py" in text:  # a submission, checked against the sample
             assert "submission" in out and res.returncode == 0, out[-3000:]
+        if how == "walkthrough" and "/model07/train.py" in text:  # the copied network: BCE, above the baseline
+            oof, baseline = (float(re.search(rf" {k}=([\d.]+)", res.stdout).group(1))
+                             for k in ("oof_accuracy", "baseline_oof_accuracy"))
+            assert oof > baseline and "does not beat the trivial baseline" not in out, out[-3000:]
         if how == "bench" and "--profile" in text:  # a trial's time outside training, and the profile written
             assert re.search(r"^1 profiled trial\(s\): [\d.]+ s each .* Trainer\.fit [\d.]+ s", out, re.M), out
             assert "utils/run/harness.py" in out and "utils/run/records.py" in out, out

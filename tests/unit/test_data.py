@@ -221,8 +221,10 @@ def test_features_refuse_a_damaged_file_naming_the_rebuild(tmp_path: Path) -> No
     folder = feature_folder(tmp_path / "feature09", np.array([0, 1, 0, 1]))
     with open(folder / "folds.npy", "ab") as f:
         f.write(b"x")
+    # the stage that wrote it (feature01, into another folder): its script, with the folder it wrote
     with pytest.raises(WorkspaceError, match=r"folds.npy has .* bytes, the manifest says .*rebuild it: poetry run "
-                                             r"python src/feature/feature09/build_features.py force=true"):
+                                             r"python src/feature/feature01/build_features.py output_dir=\S+"
+                                             r"feature09 force=true"):
         Features(folder, __import__("json").loads((folder / "manifest.json").read_text()))
 
 

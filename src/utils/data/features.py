@@ -65,7 +65,11 @@ class Features:
 
     @property
     def rebuild(self) -> str:
-        return f"poetry run python src/feature/{self.name}/build_features.py force=true"
+        """The command that rebuilds the folder: its stage's script (the folder's own name, unless written elsewhere
+        with output_dir=)."""
+        folder = str(self.manifest.get("stage") or self.name)
+        out = "" if folder == self.name else f" output_dir={shown(self.dir)}"
+        return f"poetry run python src/feature/{folder}/build_features.py{out} force=true"
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -119,7 +123,9 @@ class Features:
 
     @functools.cached_property
     def test(self) -> tuple[np.ndarray, np.ndarray]:
-        """(test_x, test_ids) of an array folder."""
+        """(test_x, test_ids) of an array folder (the ids of test_ids.parquet where it has no test_ids.npy)."""
+        if not (self.dir / "test_ids.npy").is_file() and (self.dir / "test_ids.parquet").is_file():
+            return self.load("test_x"), pd.read_parquet(self.dir / "test_ids.parquet").to_numpy()
         return self.load("test_x"), self.load("test_ids")
 
     def test_ids(self, columns: list[str]) -> pd.DataFrame:
