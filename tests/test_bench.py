@@ -53,6 +53,23 @@ def test_the_floor_imports_nothing_from_the_model_folders() -> None:
     assert "src.model" not in floor.read_text() and "src/model" not in floor.read_text()
 
 
+def test_the_tree_floor_imports_nothing_from_the_workspace() -> None:
+    """The bare loop of a boosting library: the library's estimator by its `_target_`, no code of src/."""
+    floor = REPO / "src/tools/bench_trees_floor.py"
+    imports = imported_modules(floor)
+    assert {"importlib", "json"} <= imports and not [m for m in imports if m == "src" or m.startswith("src.")]
+
+
+def test_a_tree_folder_sweeps_20_trials_and_only_it_takes_the_large_table(capsys) -> None:
+    assert bench.parse_args(["--experiment", "model04"])[2] == 20
+    assert bench.parse_args(["--experiment", "model04", "--size", "tiny"])[2] == 2
+    assert bench.parse_args(["--experiment", "model05", "--size", "large", "--trials", "5"])[2] == 5
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(["--size", "large"])
+    assert exc.value.code == 2 and "--size large is a table for a tree folder; model01 is a network" in \
+        capsys.readouterr().err
+
+
 def test_the_timeline_callback_target_is_this_module() -> None:
     import hydra
 

@@ -7,6 +7,8 @@
     bash scripts/bench.sh --pruning                        # each pruner against pruner=none (bench_pruning.py)
     bash scripts/bench.sh --profile --size mnist --trials 2 --epochs 1   # a trial's time outside training
     bash scripts/bench.sh --ensemble                       # blending 20 MNIST-size members, per method
+    bash scripts/bench.sh --experiment model04             # a tree folder against a bare loop of its library
+    bash scripts/bench.sh --experiment model05 --size large   # ... on a generated 100,000 x 50 table (bench_trees.py)
 
 The experiment (--experiment, default model01) is a model folder: src/model/<experiment>/train.py with its
 config in config/model/<experiment>/. Everything comes from there: the script run, the config, the MLflow
@@ -69,8 +71,8 @@ __all__ = [
     "time_load_run", "time_mlflow_ui", "timeline_callback", "trial_stats",
 ]
 
-SIZES = ("digits", "mnist", "tiny")
-DEFAULT_RUNS = {"digits": (5, 3), "mnist": (3, 2), "tiny": (2, 1)}  # trials, epochs
+SIZES = ("digits", "mnist", "tiny", "large")
+DEFAULT_RUNS = {"digits": (5, 3), "mnist": (3, 2), "tiny": (2, 1), "large": (20, 1)}  # trials, epochs (large: trees)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model folder to benchmark: src/model/NAME with config/model/NAME (default model01)")
     parser.add_argument("--size", choices=SIZES, default=None,
                         help="digits: offline sample (default); mnist: generated 60,000+10,000 digit images; "
-                             "tiny: 500+100 for tests (a model of another competition: its offline sample)")
-    parser.add_argument("--trials", type=int, help="trials per sweep (default: 5 digits, 3 mnist, 2 tiny)")
+                             "tiny: 500+100 for tests (a model of another competition: its offline sample); "
+                             "large: a tree folder on a generated table of 100,000 rows x 50 mixed columns")
+    parser.add_argument("--trials", type=int, help="trials per sweep (default: 5 digits, 3 mnist, 2 tiny; a tree "
+                                                   "folder's sweep: 20)")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default: 3 digits, 2 mnist, 1 tiny)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the cheap measurements (default 3)")
     parser.add_argument("--sweep-repeats", type=int, default=1, help="repeats of the A/B sweeps (default 1)")
@@ -168,6 +172,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Experiment, 
     if args.pruning:
         epochs = epochs or exp.max_epochs
         check_pruning(parser, args, exp)
+    from src.tools.bench_trees import is_tree_folder
+
+    if is_tree_folder(exp) and args.trials is None and args.size != "tiny":
+        trials = 20  # a tree folder's sweep: the 20 trials its target is set for
+    if args.size == "large" and not is_tree_folder(exp):
+        parser.error(f"--size large is a table for a tree folder; {exp.name} is a network (--size digits, mnist "
+                     f"or tiny)")
     if args.size == "mnist" and exp.competition != DIGITS:
         parser.error(f"--size mnist generates digit images, but {exp.name} is a {exp.competition} model; "
                      f"use --size digits (its offline sample) or --size tiny")
@@ -297,6 +308,10 @@ def run_mode(ws: Copy, plan: Plan) -> int:
 
         say(f"copy of the workspace in {plan.work}")
         return ensemble_figures(ws, args, plan.stamp)
+    from src.tools.bench_trees import is_tree_folder, tree_figures
+
+    if is_tree_folder(exp) and not (args.profile or args.pruning):
+        return tree_figures(ws, exp, args, plan.trials, plan.stamp)
     say(f"copy of the workspace in {plan.work}; experiment {exp.name} (features {exp.feature_dir} from "
         f"{exp.feature} <- {exp.dataset}); preparing {args.size} data")
     t0 = time.perf_counter()

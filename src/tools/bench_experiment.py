@@ -28,10 +28,10 @@ class Experiment:
     feature: str  # the feature folder writing feature_dir (src/feature/<feature>/build_features.py)
     dataset: str  # the dataset folder that feature folder reads (src/dataset/<dataset>/make_dataset.py)
     raw_dir: str  # where that dataset folder reads the raw data
-    batch_size: int
+    batch_size: int  # 0 for a tree folder (no batches)
     competition: str = "digit-recognizer"  # the dataset folder's competition
     monitor_mode: str = "max"  # the config's monitor_mode: the direction of "best"
-    max_epochs: int = 15  # the config's max_epochs
+    max_epochs: int = 15  # the config's max_epochs (0 for a tree folder)
 
 
 def _compose(config_dir: Path) -> Any:
@@ -88,6 +88,6 @@ def experiment(name: str) -> Experiment:
     raw_dir = _inside_root(str(dataset_cfg.raw_dir), f"raw_dir of config/dataset/{dataset}/config.yaml")
     return Experiment(name=name, train_py=train_py, config_dir=config_dir,
                       mlflow_experiment=str(cfg.experiment_name), feature_dir=feature_dir, feature=feature,
-                      dataset=dataset, raw_dir=raw_dir, batch_size=int(cfg.batch_size),
+                      dataset=dataset, raw_dir=raw_dir, batch_size=int(cfg.get("batch_size") or 0),
                       competition=str(dataset_cfg.get("competition") or "digit-recognizer"),
-                      monitor_mode=str(cfg.monitor_mode), max_epochs=int(cfg.max_epochs))
+                      monitor_mode=str(cfg.monitor_mode), max_epochs=int(cfg.get("max_epochs") or 0))

@@ -163,6 +163,9 @@ def log_model(est: Any, lib: str, name: str, code_paths: list[str]) -> None:
     package = {"sklearn": "scikit-learn"}.get(lib, lib)
     version = importlib.import_module(lib).__version__
     flavour = importlib.import_module(FLAVOURS[lib])
-    kwargs = {"model_format": "ubj"} if lib == "xgboost" else {}
+    # LightGBM's scikit-learn API and other estimators are pickled (as the networks are): MLflow's default, skops,
+    # costs 6 s a process just to import (it lists every scikit-learn estimator, importing torch on the way)
+    kwargs = ({"model_format": "ubj"} if lib == "xgboost" else
+              {"serialization_format": "cloudpickle"} if lib in ("lightgbm", "sklearn") else {})
     flavour.log_model(est, name=name, code_paths=code_paths,
                       pip_requirements=[f"{package}=={version}", f"mlflow=={mlflow.__version__}"], **kwargs)
