@@ -119,7 +119,7 @@ def bench_mode(text: str) -> str:
     experiment = words[words.index("--experiment") + 1] if "--experiment" in words else "model01"
     if (REPO / "config/model" / experiment / "estimator").is_dir():
         return "a tree folder against its library"  # one path for every tree folder and size (bench_trees.py)
-    return next((m for m in BENCH_MODES if m in words), "timings") + f" of {experiment}"
+    return next((m for m in BENCH_MODES if m in words), "timings")  # any network folder: the same path
 
 
 def check_bench_options(ws: Workspace, env: dict[str, str], text: str, where: str) -> None:

@@ -1,4 +1,4 @@
-"""Ensembles end to end, through the scripts a user types: a sweep of fold=all runs, its top-5 trials blended in
+"""Ensembles end to end, through the scripts a user types: a sweep of fold=all runs, its top-3 trials blended in
 one command, the ensemble run's records, its Kaggle pack (the notebook executed offline writes the ensemble's
 submission byte for byte) and rerun.sh (the same score and file); a real pruned trial and a member logged
 without test predictions. (The regression sample's ensemble: tests/test_competitions.py.)"""
@@ -50,25 +50,25 @@ def packed_submission(ws: Workspace, run_id: str, raw: str, competition: str, tm
     return (working / "submission.csv").read_bytes()
 
 
-def test_a_sweeps_top5_blend_packs_and_reruns_exactly(ws: Workspace, tmp_path: Path) -> None:
-    parent = sweep(ws, "model01", "lr=tag(log,interval(1e-3,1e-2))", "hydra.sweeper.n_trials=6", "max_epochs=1",
-                   "+trainer.limit_train_batches=4")  # six fold=all trials, four batches an epoch
+def test_a_sweeps_top3_blend_packs_and_reruns_exactly(ws: Workspace, tmp_path: Path) -> None:
+    parent = sweep(ws, "model01", "lr=tag(log,interval(1e-3,1e-2))", "hydra.sweeper.n_trials=4", "max_epochs=1",
+                   "+trainer.limit_train_batches=4")  # four fold=all trials, four batches an epoch
     client = ws.client()
     trials = client.search_runs([client.get_experiment_by_name("model01").experiment_id],
                                 f"tags.mlflow.parentRunId = '{parent}'")
-    assert len(trials) == 6
+    assert len(trials) == 4
     ranked = sorted(trials, key=lambda r: (-r.data.metrics["best_val_acc"], r.info.start_time))
 
-    res = blend(ws, "ensemble01", f"members.sweeps=[{parent}]")  # the default: hill climbing, its top-5
+    res = blend(ws, "ensemble01", f"members.sweeps=[{parent}]", "members.top_k=3")  # hill climbing, its top-3
     assert res.returncode == 0, res.stderr[-3000:]
     run_id = res.stdout.split("run_id=")[1].split()[0]
     run = client.get_run(run_id)
     tags, metrics = run.data.tags, run.data.metrics
     members = tags["ensemble_members"].split(",")
-    assert members == [r.info.run_id for r in ranked[:5]]  # the five best trials by their monitor, best first
-    assert [tags[f"member.{i}"] for i in range(5)] == members and tags["n_members"] == "5"
+    assert members == [r.info.run_id for r in ranked[:3]]  # the three best trials by their monitor, best first
+    assert [tags[f"member.{i}"] for i in range(3)] == members and tags["n_members"] == "3"
     # the nested CV score and the best member's side by side, in the run and in what it prints
-    best_member = max(r.data.metrics["oof_accuracy"] for r in ranked[:5])
+    best_member = max(r.data.metrics["oof_accuracy"] for r in ranked[:3])
     assert metrics["best_member_oof_accuracy"] == pytest.approx(best_member)
     assert {"oof_accuracy", "nested_oof_accuracy"} <= set(metrics)
     assert f"nested_oof_accuracy={metrics['nested_oof_accuracy']:.4f}" in res.stdout
@@ -84,7 +84,7 @@ def test_a_sweeps_top5_blend_packs_and_reruns_exactly(ws: Workspace, tmp_path: P
     diary = Path(res.stdout.strip().splitlines()[-1]).read_text()
     row = next(line for line in diary.splitlines() if line.startswith(f"| ensemble01 | {run_id[:8]} |"))
     assert f"{best_member:.4f}" in row and f"{metrics['nested_oof_accuracy']:.4f}" in row
-    assert f"| {run_id[:8]} | ensemble of 5 |" in diary
+    assert f"| {run_id[:8]} | ensemble of 3 |" in diary
 
     packed = packed_submission(ws, run_id, "_data/data/raw", "digit-recognizer", tmp_path / "kaggle")
     assert packed == local.read_bytes()  # every member's packed code + the fitted blend: the same file

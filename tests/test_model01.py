@@ -207,7 +207,7 @@ except WorkspaceError as exc:
 
 def test_reload_best_run_and_predict(ws: Workspace, tmp_path: Path) -> None:
     # its own runs: a 5-fold run (every fold model logged) and a run that fails (sgd with lr=100 diverges)
-    res = ws.script("src/model/model01/train.py", "max_epochs=1", "fold=all")
+    res = ws.script("src/model/model01/train.py", "max_epochs=1", "fold=all", "+trainer.limit_train_batches=4")
     assert res.returncode == 0, res.stderr[-3000:]
     cv_run_id = res.stdout.split("run_id=")[1].split()[0]
     res = ws.script("src/model/model01/train.py", "max_epochs=1", "optimizer=sgd", "lr=100")
