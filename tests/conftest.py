@@ -54,7 +54,8 @@ def pytest_configure(config) -> None:
 # scripts/test.sh turns off pytest-xdist's own reordering (by number of tests) so that this order is the one used.
 HEAVIEST_FIRST = ("test_documented_bench", "test_slurm", "test_documented_pages", "test_documented_commands",
                   "test_sweeper", "test_services", "test_documented_fresh", "test_model01", "test_robustness",
-                  "test_kaggle", "test_competitions", "test_ensembles")
+                  "test_kaggle", "test_competitions", "test_ensembles",
+                  "test_experiments", "test_ensemble_folders")  # the fast suite's two longest, on two workers
 
 
 def pytest_collection_modifyitems(config, items) -> None:
