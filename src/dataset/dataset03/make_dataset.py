@@ -18,7 +18,7 @@ from typing import Any
 
 import hydra
 import pandas as pd
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from src.dataset.prepare_data import read_source
 from src.utils.cli.preflight import preflight
@@ -94,10 +94,9 @@ def main(cfg: DictConfig) -> str:
                              f"{competition.name}` first")
     raw = [raw_dir / competition.cfg.files[k] for k in ("train", "test", "sample_submission")]
     raw_hash = files_sha256([p for p in raw if p.is_file()], raw_dir)
-    reads = {k: OmegaConf.to_container(competition.cfg[k], resolve=True) for k in ("files", "id", "target", "task")}
     source = read_source(raw_dir)
     tags = {"data_source": source["source"], "is_sample_data": str(bool(source.get("is_sample"))).lower()}
-    return build_stage(cfg, __file__, Config, inputs={"raw": raw_hash, "competition": reads},
+    return build_stage(cfg, __file__, Config, inputs={"raw": raw_hash},
                        write=lambda out: write(raw_dir, cfg, out), reads=("raw", raw_dir, raw_hash), tags=tags)
 
 

@@ -72,18 +72,20 @@ def _takes(metric: Any, y: np.ndarray, given: np.ndarray) -> bool:
             return False
 
 
-def labels_are_scores(task: Any) -> bool:
-    """Whether the task's decisions are its scores (regression): then either kind is the same numbers."""
-    _, labels, scores = example(task)
+def labels_are_scores(task: Any, tiny: tuple | None = None) -> bool:
+    """Whether the task's decisions are its scores (regression): then either kind is the same numbers (`tiny`: its
+    example, when already made)."""
+    _, labels, scores = tiny or example(task)
     return labels.shape == scores.shape and np.allclose(np.asarray(labels, float), np.asarray(scores, float))
 
 
 def check_metric_input(metric: Any, task: Any, where: str, target: str) -> None:
     """One error line when `metric.input` is a kind the metric does not take (`where`: file and key; `target`: its
     fn's `_target_`)."""
-    if labels_are_scores(task):
+    tiny = example(task)
+    if labels_are_scores(task, tiny):
         return
-    y, labels, scores = example(task)
+    y, labels, scores = tiny
     wanted = scorer_kind(metric.fn)
     if wanted is None:
         other = "score" if metric.input == "label" else "label"
