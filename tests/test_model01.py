@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from src.utils.track.plots import DEFERRED
 from tests.conftest import Workspace
 
 pytestmark = pytest.mark.slow
@@ -81,9 +82,12 @@ def test_sweep_records_parent_children_artifacts_and_resumes(ws: Workspace) -> N
         (data_input,) = child.inputs.dataset_inputs
         assert data_input.dataset.name == "feature01" and data_input.dataset.digest == fman["content_hash"][:20]
         files = artifacts(client, child.info.run_id)
-        for name in ("config.yaml", "hydra/hydra.yaml", "hydra/overrides.yaml", "confusion_matrix.png",
-                     "oof_predictions.csv"):
+        for name in ("config.yaml", "hydra/hydra.yaml", "hydra/overrides.yaml", "oof_predictions.csv",
+                     "predictions/oof.npz"):
             assert name in files, name
+        # the task's plots: drawn for the best trial when the sweep ended, deferred (not drawn) for the others
+        best = child.info.run_id == parent.data.tags["best_run_id"]
+        assert ("confusion_matrix.png" in files) == best and t["task_plots"] == ("drawn" if best else DEFERRED)
         assert any(f.startswith("logs/") and f.endswith(".log") for f in files)
         assert any(f.startswith("checkpoints/fold0/") and f.endswith(".ckpt") for f in files)
         assert t["feature01_hash"] == fman["content_hash"] and t["feature01_run_id"] == fman["mlflow_run_id"]

@@ -108,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     pruning.add_argument("--fold", default="0", help="the sweeps' fold: a number, or all (folds as steps)")
     pruning.add_argument("--tolerance", type=float, default=0.002,
                          help="time-to-best: when the best-so-far first came within this of the unpruned best")
+    replay = parser.add_argument_group("--pruning --replay: every pruner on recorded curves (bench_replay.py)")
+    replay.add_argument("--replay", action="store_true",
+                        help="with --pruning: train a pool of the folder's sweep once (pruner=none), then replay "
+                             "every option of its pruner group on it over --orders random orders and 5/10/20/50 "
+                             "trials: regret and work per option and size")
+    replay.add_argument("--pool", type=int, default=60, help="configurations in the pool (default 60)")
+    replay.add_argument("--pool-fold", default="all", choices=("all", "0"),
+                        help="the pool's runs: all (default; both replays) or 0 (single fold, cheaper)")
+    replay.add_argument("--pool-file", type=Path, help="replay a recorded pool (a *_pool.json) without training")
+    replay.add_argument("--orders", type=int, default=100, help="random orders per sweep size (default 100)")
+    replay.add_argument("--max-median", type=float, help="median regret that keeps the best (default 0.001, or "
+                                                         "0.005 of the best for a metric to minimise)")
+    replay.add_argument("--max-p90", type=float, help="90th-percentile regret (default 0.003, or 0.005 of the best)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of A/B: the workspace sweep with one trial after the first under cProfile "
                              "(src/tools/bench_profile.py): where a trial's time goes outside training")
@@ -172,6 +185,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Experiment, 
     if args.pruning:
         epochs = epochs or exp.max_epochs
         check_pruning(parser, args, exp)
+    if args.replay and (not args.pruning or args.pool < 5 or args.orders < 1):
+        parser.error("--replay goes with --pruning, --pool N with N >= 5 and --orders N with N >= 1")
     from src.tools.bench_trees import is_tree_folder
 
     if is_tree_folder(exp) and args.trials is None and args.size != "tiny":
@@ -312,6 +327,10 @@ def run_mode(ws: Copy, plan: Plan) -> int:
 
     if is_tree_folder(exp) and not (args.profile or args.pruning):
         return tree_figures(ws, exp, args, plan.trials, plan.stamp)
+    if args.replay:
+        from src.tools.bench_replay import replay_figures
+
+        return replay_figures(ws, exp, args, plan.stamp)
     say(f"copy of the workspace in {plan.work}; experiment {exp.name} (features {exp.feature_dir} from "
         f"{exp.feature} <- {exp.dataset}); preparing {args.size} data")
     t0 = time.perf_counter()

@@ -312,3 +312,26 @@ def test_a_readable_missing_or_busy_store_passes_a_damaged_one_is_one_line(tmp_p
         line = str(exc.value)
         assert "\n" not in line and f"{db} ({what}) cannot be read" in line and f"cp {db} {db}.damaged" in line
     assert "file is not a database" in str(header.value)
+
+
+def test_a_trials_deferred_plots_are_drawn_from_what_its_run_logged(tmp_path: Path) -> None:
+    import mlflow
+    import numpy as np
+
+    from src.utils.core.paths import ROOT
+    from src.utils.track.plots import PLOTS_TAG, draw_task_plots
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri()))
+    rid = run.info.run_id
+    (tmp_path / "competition.yaml").write_text((ROOT / "config/competition/digit-recognizer.yaml").read_text())
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 50)
+    np.savez(tmp_path / "oof.npz", rows=np.arange(50), folds=np.zeros(50), y=y, scores=rng.dirichlet(np.ones(10), 50))
+    client.log_artifact(rid, str(tmp_path / "competition.yaml"))
+    client.log_artifact(rid, str(tmp_path / "oof.npz"), "predictions")
+    client.set_tag(rid, "competition", "digit-recognizer")
+    client.log_metric(rid, "oof_accuracy", 0.12)
+    assert draw_task_plots(client, rid) == ["confusion_matrix.png"]
+    assert "confusion_matrix.png" in {a.path for a in client.list_artifacts(rid)}
+    assert client.get_run(rid).data.tags[PLOTS_TAG] == "drawn"

@@ -163,7 +163,8 @@ def fit(cfg: DictConfig, build: Build, schema: type[RunConfig] = RunConfig) -> f
         if isinstance(outcome, PrunedTrial):
             return outcome
         learner, results = outcome
-        summary = records.record(cfg, learner, results, inputs.features, inputs.competition, experiment_dir(build))
+        summary = records.record(cfg, learner, results, inputs.features, inputs.competition, experiment_dir(build),
+                                 trial=link is not None)
         line = summary.line(str(cfg.monitor), len(inputs.folds), inputs.competition.metric.name)
         log.info("%srun %s: %s", f"trial {link.number}: " if link else "", run.info.run_id, line)
     if not multirun:

@@ -24,6 +24,7 @@ from src.utils.data.features import Features
 from src.utils.run.baseline import baseline_metrics, check_against
 from src.utils.run.learner import FoldResult, Learner
 from src.utils.track.artifacts import code_snapshot
+from src.utils.track.plots import DEFERRED, PLOTS_TAG, oof_title
 from src.utils.track.tracking import log_data_input
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,10 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
                         write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"))
 
 
-def log_oof(results: list[FoldResult], features: Features, competition: Competition) -> dict[str, float]:
+def log_oof(results: list[FoldResult], features: Features, competition: Competition,
+            plots: bool = True) -> dict[str, float]:
     """The out-of-fold predictions (columns named from the competition's targets), every competition metric on
-    them (`oof_<metric>`), and the plots that fit the task."""
+    them (`oof_<metric>`), and the plots that fit the task (a sweep's trial defers them: src/utils/track/plots.py)."""
     task = competition.task
     idx = np.concatenate([r.valid_idx for r in results])
     scores = np.concatenate([r.scores for r in results])
@@ -75,15 +77,17 @@ def log_oof(results: list[FoldResult], features: Features, competition: Competit
     y = features.train_y[idx]
     oof = pd.DataFrame({"row": idx, "fold": features.folds[idx], **task.oof_columns(y, scores)})
     metrics = {f"oof_{k}": v for k, v in competition.score(y, scores).items()}
-    shown_metric = f"{competition.metric.name} {metrics['oof_' + competition.metric.name]:.4f}"
     with tempfile.TemporaryDirectory() as tmp:
         write_csv(oof, Path(tmp) / "oof_predictions.csv")
         mlflow.log_artifact(str(Path(tmp) / "oof_predictions.csv"))
         # the same rows as arrays (exact floats, read in milliseconds): what ensembles blend
         np.savez(Path(tmp) / "oof.npz", rows=idx, folds=features.folds[idx], y=y, scores=scores)
         mlflow.log_artifact(str(Path(tmp) / "oof.npz"), artifact_path="predictions")
-        for plot in task.plots(y, scores, Path(tmp), f"validation (OOF) {shown_metric}"):
+        name = competition.metric.name
+        for plot in task.plots(y, scores, Path(tmp), oof_title(name, metrics[f"oof_{name}"])) if plots else ():
             mlflow.log_artifact(str(plot))
+    if not plots:
+        mlflow.set_tag(PLOTS_TAG, DEFERRED)
     return metrics
 
 
@@ -118,7 +122,8 @@ class Summary:
                    if f"baseline_oof_{metric}" in self.metrics else ""))
 
 
-def scores_of(cfg: DictConfig, results: list[FoldResult], features: Features, competition: Competition) -> Summary:
+def scores_of(cfg: DictConfig, results: list[FoldResult], features: Features, competition: Competition,
+              trial: bool = False) -> Summary:
     """The run's metrics (best and CV of the monitored value, the OOF metrics) and its objective, logged."""
     scores = [r.best_score for r in results]
     monitored = float(np.mean(scores))
@@ -126,7 +131,7 @@ def scores_of(cfg: DictConfig, results: list[FoldResult], features: Features, co
     if len(results) > 1:
         metrics |= {f"fold{r.fold}_best_{cfg.monitor}": r.best_score for r in results}
         metrics |= {f"cv_{cfg.monitor}": monitored, f"cv_{cfg.monitor}_std": float(np.std(scores))}
-    metrics |= log_oof(results, features, competition)
+    metrics |= log_oof(results, features, competition, plots=not trial or cfg.mlflow.get("trial_plots") == "every")
     metrics |= baseline_metrics(competition, features.train_y, features.folds, [r.fold for r in results],
                                 features.ordered)
     # the sweep objective: the best monitored value (CV mean), or the competition's metric on the OOF rows
@@ -154,9 +159,9 @@ def log_models(cfg: DictConfig, learner: Learner, results: list[FoldResult], exp
 
 
 def record(cfg: DictConfig, learner: Learner, results: list[FoldResult], features: Features,
-           competition: Competition, experiment_dir: Path) -> Summary:
-    """Everything a finished run records after its folds."""
-    summary = scores_of(cfg, results, features, competition)
+           competition: Competition, experiment_dir: Path, trial: bool = False) -> Summary:
+    """Everything a finished run records after its folds (a sweep's trial: its task plots deferred)."""
+    summary = scores_of(cfg, results, features, competition, trial)
     mlflow.set_tag("beats_baseline", str(check_against(summary.metrics, competition)).lower())
     if len(results) > 1 and not cfg.debug:
         log_test_predictions(results, features, competition)

@@ -217,12 +217,27 @@ def summarize_sweep(client, parent_run_id: str, config: DictConfig) -> dict[str,
         client.set_tag(parent_run_id, "best_trial", str(best.number))
         for k, v in best.params.items():
             client.log_param(parent_run_id, f"best.{k}", v)
+        draw_best_trial_plots(client, run_of_trial.get(best.number))
         for name, figure in optuna_plots(study).items():
             path = tmp_path / f"{name}.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")
             client.log_artifact(parent_run_id, str(path), "sweep")
     return {"run_id": run_of_trial.get(best.number, "unknown"), "metric": f"best_{monitor}",
             "value": float(best.value), "params": best.params}
+
+
+def draw_best_trial_plots(client, run_id: str | None) -> None:
+    """The task's plots of the best trial, which its run deferred to the end of the sweep (a failure to draw them
+    is a warning: the sweep's record stands without them)."""
+    from src.utils.track.plots import DEFERRED, PLOTS_TAG, draw_task_plots
+
+    if not run_id or client.get_run(run_id).data.tags.get(PLOTS_TAG) != DEFERRED:
+        return
+    try:
+        draw_task_plots(client, run_id)
+    except Exception as exc:  # noqa: BLE001  (the study's outcome is recorded already)
+        log.warning("the best trial's plots were not drawn (%s: %s); draw them with "
+                    "src.utils.track.plots.draw_task_plots(MlflowClient(), %r)", type(exc).__name__, exc, run_id)
 
 
 def optuna_plots(study) -> dict[str, Any]:
