@@ -2,19 +2,20 @@
 
 Timings are a benchmark, not a test: nothing here checks how fast anything is, only that every figure the
 report promises is there, is a finite number, and that both sides of the comparison did the same work.
-The floor (src/tools/bench_floor.py) builds the experiment's model from its composed config, never by importing
-src.model.* itself; and the experiment is a parameter (--experiment, default model01).
+The floor (src/tools/bench_floor.py) builds the experiment's model with the folder's own `build`, found from its
+config folder (it names no model folder); and the experiment is a parameter (--experiment, default model01).
 """
 
 from __future__ import annotations
 
 import ast
 import math
+import re
 from pathlib import Path
 
 import pytest
 
-from src.tools import bench
+from src.tools import bench, bench_floor
 from src.tools.bench import experiment
 from tests.conftest import REPO
 
@@ -44,13 +45,15 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_the_floor_imports_nothing_from_the_model_folders() -> None:
+def test_the_floor_names_no_model_folder_and_builds_with_the_experiments_own_build() -> None:
     floor = REPO / "src/tools/bench_floor.py"
     imports = imported_modules(floor)
     assert imports, "the parser found the floor's imports"
     assert not [m for m in imports if m == "src.model" or m.startswith("src.model.")], imports
-    # nor by a string (importlib, __import__): the model's class comes from the config's _target_ only
-    assert "src.model" not in floor.read_text() and "src/model" not in floor.read_text()
+    # the model comes from the experiment's own build() (what it derives from the data: the head, a regression's
+    # target scale), found from --config-dir: the floor's code names no folder
+    assert not re.search(r"model0\d", floor.read_text())
+    assert bench_floor.builder(REPO / "config/model/model02").__module__ == "src.model.model02.train"
 
 
 def test_the_tree_floor_imports_nothing_from_the_workspace() -> None:
@@ -170,3 +173,65 @@ def check_ensemble_report(report: dict, stdout: str) -> None:
     mean = next(r for r in report["methods"] if r["method"] == "mean")
     assert mean["oof_accuracy"] == mean["nested_oof_accuracy"]  # nothing fitted: nested and in-sample agree
     assert "| hill_climbing |" in stdout and "blend (nested)" in stdout
+
+
+def pool_of(curves: list[list[float]], mode: str = "max") -> dict:
+    """A recorded pool of single-fold networks: one configuration per curve (its best is its objective)."""
+    best = max if mode == "max" else min
+    return {"mode": mode, "configs": [{"objective": best(c), "folds": [
+        {"fold": 0, "steps": list(range(len(c))), "values": c, "work": [1] * len(c), "best": best(c)}]}
+        for c in curves]}
+
+
+def test_a_replay_counts_the_work_a_pruned_trial_trained_and_what_its_sweep_missed() -> None:
+    from src.tools import bench_replay
+
+    # trial 2 is the best but starts low: a threshold of 0.5 after the first step prunes it at step 1
+    trials = bench_replay.trials_of(pool_of([[0.6, 0.7, 0.8], [0.6, 0.65, 0.7], [0.3, 0.4, 0.95]]), "0")
+    threshold = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5, "n_warmup_steps": 1}
+    sweep = bench_replay.replay(threshold, trials, [0, 1, 2], maximize=True)
+    assert sweep == [(True, 0.8, 3, 3), (True, 0.7, 3, 3), (False, 0.95, 2, 3)]
+    regret, relative, work = bench_replay.prefix_figures(sweep, 3, maximize=True)
+    assert regret == pytest.approx(0.15) and relative == pytest.approx(0.15 / 0.95) and work == pytest.approx(8 / 9)
+    assert bench_replay.prefix_figures(sweep, 2, maximize=True) == (0.0, 0.0, 1.0)  # a sweep of the first two
+    unpruned = bench_replay.replay(None, trials, [2, 0, 1], maximize=True)
+    assert [t[0] for t in unpruned] == [True] * 3 and bench_replay.prefix_figures(unpruned, 3, True)[0] == 0.0
+
+
+def test_with_fold_all_the_folds_are_the_steps_and_their_epochs_the_work() -> None:
+    from src.tools import bench_replay
+
+    pool = {"mode": "min", "configs": [{"objective": 2.0, "folds": [
+        {"fold": k, "steps": [0, 1], "values": [3.0, 2.0 + k], "work": [1, 1 + k], "best": 2.0 + k}
+        for k in (1, 0)]}]}
+    (fold_all,) = bench_replay.trials_of(pool, "all")
+    assert fold_all == {"steps": [0, 1], "values": [2.0, 3.0], "work": [2, 3], "objective": 2.0}
+    (single,) = bench_replay.trials_of(pool, "0")
+    assert single == {"steps": [0, 1], "values": [3.0, 2.0], "work": [1, 1], "objective": 2.0}
+
+
+def test_an_option_keeps_the_best_only_at_every_size_and_pays_only_from_20_trials() -> None:
+    from src.tools import bench_replay
+
+    ok = {"median_regret": 0.0, "p90_regret": 0.002, "work": 0.5}
+    rows = {5: dict(ok, work=0.9), 10: ok, 20: ok, 50: ok}
+    assert bench_replay.verdict(rows, True, 0.001, 0.003) == {"keeps_best": True, "pays": True}
+    assert not bench_replay.verdict({**rows, 5: dict(ok, p90_regret=0.004)}, True, 0.001, 0.003)["keeps_best"]
+    assert not bench_replay.verdict({**rows, 20: dict(ok, work=0.61)}, True, 0.001, 0.003)["pays"]
+    table = {"none": rows, "a": {s: dict(r, work=0.7) for s, r in rows.items()}, "b": rows,
+             "c": {s: dict(r, p90_regret=0.01, work=0.1) for s, r in rows.items()}}
+    assert bench_replay.recommend(table, True, 0.001, 0.003) == "b"  # c trains least but loses the best
+
+
+def test_a_tree_curve_is_replayed_at_the_rounds_its_trial_reports(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from src.tools.bench_pool import curve_of
+
+    # logged every 10 rounds plus the kept round (24) and the last (33), as the tree learner logs its curve
+    points = [SimpleNamespace(step=s, value=100.0 - s, timestamp=0) for s in (9, 19, 24, 29, 33)]
+    client = SimpleNamespace(get_metric_history=lambda run_id, key: points)
+    steps, values, work = curve_of(client, "r", "fold0-val_rmse", every=10)
+    assert steps == [9, 19, 29] and values == [91.0, 81.0, 71.0] and work == [10, 10, 14]  # 34 rounds in all
+    steps, values, work = curve_of(client, "r", "val_loss", every=1)  # a network: each point is an epoch
+    assert steps == [0, 1, 2, 3, 4] and work == [1] * 5

@@ -344,7 +344,12 @@ def run_mode(ws: Copy, plan: Plan) -> int:
         from src.tools.bench_pruning import pruning_figures
 
         return pruning_figures(ws, exp, plan.trials, plan.epochs, args, plan.stamp, manifest)
-    return compare(ws, plan, load_before)
+    rc = compare(ws, plan, load_before)
+    if args.size == "tiny":  # the small-table row: a fold=all run against a bare loop of the same epochs
+        from src.tools.bench_small import small_table
+
+        small_table(ws, exp, plan.stamp, args.out)
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:

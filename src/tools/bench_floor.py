@@ -2,8 +2,9 @@
 
 The model, its optimizer and its learning-rate schedule are the experiment's own: the config in
 config/model/<experiment>/ is composed with Hydra's compose API (the same defaults, optimizer and scheduler
-groups as `train.py`, plus `lr=<trial value> max_epochs=<epochs>` as overrides), `cfg.model` is instantiated and
-`configure_optimizers()` builds the optimizer and scheduler; no model folder is imported here by name.
+groups as `train.py`, plus `lr=<trial value> max_epochs=<epochs>` as overrides), the folder's own
+`build(cfg, features, fold)` makes the model (with what it derives from the data: the head, a regression's
+target scale) and `configure_optimizers()` builds the optimizer and scheduler.
 Then the same features (the config's feature_dir), fold split, batch size, epochs, seeds and TPE sampler as
 `train.py -m 'lr=tag(log,interval(LOW,HIGH))'`, and nothing else: no Lightning loop (the LightningModule's own
 `training_step` and `validation_step` are called in a plain loop, their `self.log` calls caught and averaged over
@@ -87,13 +88,22 @@ def optimizers(model: Any) -> tuple[torch.optim.Optimizer, Any, str, int]:
                      f"floor takes an optimizer or {{'optimizer': opt, 'lr_scheduler': ...}}")
 
 
-def run_trial(cfg: DictConfig, epochs: int, data: dict[str, torch.Tensor], events: list[dict]) -> float:
-    """Train one trial for exactly `epochs` epochs; the best validation `monitor` (the sweep's objective)."""
+def builder(config_dir: Path) -> Any:
+    """The experiment's own `build(cfg, features, fold)` (src/model/<name>/train.py): the model it returns is the
+    one the workspace trains, with whatever it derives from the data (a regression's target scale, the head)."""
+    import importlib
+
+    return importlib.import_module(f"src.model.{config_dir.name}.train").build
+
+
+def run_trial(cfg: DictConfig, epochs: int, data: dict[str, Any], events: list[dict]) -> float:
+    """Train one trial for exactly `epochs` epochs; the best validation `monitor` (the sweep's objective).
+    `data`: the fold's tensors, and `build`, `features` and `fold` to make the model as train.py does."""
     seed = int(cfg.seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    model = hydra.utils.instantiate(cfg.model)  # what train.py's build() makes, with its optimizer factories
+    model, _ = data["build"](cfg, data["features"], data["fold"])  # with its optimizer factories
     model.log = caught = CaughtLogs()  # the model's self.log(...) calls, without a Trainer
     opt, sched, interval, frequency = optimizers(model)
     x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
@@ -137,6 +147,20 @@ def run_trial(cfg: DictConfig, epochs: int, data: dict[str, torch.Tensor], event
     return best
 
 
+def fold_all(config_dir: Path, features: Any, fold_epochs: list[int], out: Path, t_main: float) -> int:
+    """A fold=all run of the config as it is: each fold's tensors, model, optimizer and `fold_epochs[k]` epochs."""
+    cfg = compose(config_dir, [])
+    events: list[dict] = []
+    best = []
+    for k, epochs in enumerate(fold_epochs):
+        (x, y), (xv, yv) = features.fold_tensors(k)
+        best.append(run_trial(cfg, epochs, {"x": x, "y": y, "xv": xv, "yv": yv, "build": builder(config_dir),
+                                            "features": features, "fold": k}, events))
+    out.write_text(json.dumps({"main_start": t_main, "fold_best": best, "events": events,
+                               "torch_threads": torch.get_num_threads()}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     t_main = time.time()
     parser = argparse.ArgumentParser(prog="python -m src.tools.bench_floor", description=__doc__,
@@ -145,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the experiment's config folder, config/model/<experiment> (holds config.yaml)")
     parser.add_argument("--feature-dir", type=Path, default=None,
                         help="features to train on (default: the config's feature_dir)")
-    parser.add_argument("--trials", type=int, required=True)
-    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--fold-epochs", type=lambda s: [int(e) for e in s.split(",")], metavar="E0,E1,...",
+                        help="instead of a sweep: a fold=all run, fold k trained for E_k epochs (the epochs the "
+                             "workspace's run trained before its early stopping), at the config's own lr")
     parser.add_argument("--lr-low", type=float, default=1e-4)
     parser.add_argument("--lr-high", type=float, default=1e-2)
     parser.add_argument("--out", type=Path, required=True)
@@ -159,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: the floor runs one validation fold; the config has fold=all")
     features = load_features(args.feature_dir or resolve(base.feature_dir))
     (x, y), (xv, yv) = features.fold_tensors(int(base.fold))  # the same tensors the data module gets
-    data = {"x": x, "y": y, "xv": xv, "yv": yv}
+    data = {"x": x, "y": y, "xv": xv, "yv": yv, "build": builder(config_dir), "features": features,
+            "fold": int(base.fold)}
     torch.use_deterministic_algorithms(True)  # what Trainer(deterministic=True) does
+    if args.fold_epochs:
+        return fold_all(config_dir, features, args.fold_epochs, args.out, t_main)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler_seed = base.hydra.sweeper.sampler.seed
