@@ -9,6 +9,7 @@ config folder (it names no model folder); and the experiment is a parameter (--e
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from pathlib import Path
@@ -137,6 +138,23 @@ def check_pruning_report(report: dict, stdout: str) -> None:
     assert figures["none"]["pruned"] == 0 and figures["none"]["wall_share"] == 1.0
     assert report["table"] in stdout and f"plot: {bench['plot']}" in stdout
     assert Path(bench["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def check_replay_report(report: dict, stdout: str) -> None:
+    """A `bash scripts/bench.sh --pruning --replay` report: per sweep kind (fold 0; fold=all from a fold=all pool)
+    every option of the pruner group with pruner=none first, per size its regret and work; the table printed, the
+    plot written, the recommendation said; the pool written beside it."""
+    bench, replays = report["bench"], report["replays"]
+    assert bench["pool"] >= 5 and bench["orders"] >= 1 and set(replays) <= {"0", "all"} and "0" in replays
+    for fold, r in replays.items():
+        assert list(r["table"])[0] == "none" and len(r["table"]) > 1, fold
+        for name, rows in r["table"].items():
+            assert rows and all(row["orders"] == bench["orders"] and 0 < row["work"] <= 1 for row in rows.values())
+            assert name != "none" or all(row["work"] == 1 and row["p90_regret"] == 0 for row in rows.values())
+        assert r["text"] in stdout and f"recommended for fold={fold}: " in stdout
+        assert Path(r["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pool = json.loads(Path(re.search(r"^report: (\S+)\.json$", stdout, re.M).group(1) + "_pool.json").read_text())
+    assert len(pool["configs"]) == bench["pool"] and all(c["folds"] for c in pool["configs"])
 
 
 def test_time_to_best_counts_complete_trials_against_the_unpruned_best() -> None:

@@ -44,7 +44,7 @@ import pytest
 
 from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
 from tests.docs import BACK_LINK, DOCS, REPO, Command, broken_links, documented_commands, poetry_bin, readme_commands
-from tests.test_bench import check_ensemble_report, check_pruning_report, check_report
+from tests.test_bench import check_ensemble_report, check_pruning_report, check_replay_report, check_report
 
 COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
@@ -111,7 +111,7 @@ def check_composed(ws: Workspace, env: dict[str, str], text: str, where: str) ->
 # The benchmark runs once per mode (its timings, its pruners, its blend methods, or another experiment's); a later
 # documented command of a mode already run (other sizes, counts, --fold, --threads, --keep) has its options checked by
 # the benchmark's own parser, as written, sizes included.
-BENCH_MODES = ("--profile", "--pruning", "--ensemble")
+BENCH_MODES = ("--profile", "--replay", "--pruning", "--ensemble")
 
 
 def bench_mode(text: str) -> str:
@@ -551,7 +551,9 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
         session.benched[mode] = line
         if rest:  # the default options get two trials (both sides must propose the same); the others one
             line = line.replace("--trials 2", "--trials 1")
-        if "--pruning" in text:  # the default pruner against none: the candidates' own sweeps are the same code
+        if "--replay" in text:  # a pool of six, replayed in five orders: every step of the replay, in seconds
+            line += " --pool 6 --orders 5"
+        elif "--pruning" in text:  # the default pruner against none: the candidates' own sweeps are the same code
             line += " --pruners auto"
         if "--ensemble" in text:  # three members: every method's code path, a fraction of the time
             line += " --members 3"
@@ -595,7 +597,9 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
             assert pstats.Stats(re.search(r"^profile: (\S+\.prof)$", out, re.M).group(1)).total_tt > 0
         elif how == "bench":  # a report with every figure, written where the benchmark says
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
-            if "--pruning" in text:  # per pruner, beside pruner=none: its figures, the table and the plot
+            if "--replay" in text:  # per option and sweep kind: the table, the plot, the recommendation
+                check_replay_report(report, out)
+            elif "--pruning" in text:  # per pruner, beside pruner=none: its figures, the table and the plot
                 check_pruning_report(report, out)
             elif "--ensemble" in text:  # each method's time, phases and scores, and the table
                 check_ensemble_report(report, out)

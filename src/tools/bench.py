@@ -330,7 +330,7 @@ def run_mode(ws: Copy, plan: Plan) -> int:
     if args.replay:
         from src.tools.bench_replay import replay_figures
 
-        return replay_figures(ws, exp, args, plan.stamp)
+        return replay_figures(ws, exp, args, plan.stamp, plan.epochs)
     say(f"copy of the workspace in {plan.work}; experiment {exp.name} (features {exp.feature_dir} from "
         f"{exp.feature} <- {exp.dataset}); preparing {args.size} data")
     t0 = time.perf_counter()

@@ -32,9 +32,11 @@ def search_space(exp: Experiment) -> str:
     return spaces[0].stem
 
 
-def train_pool(ws: Copy, exp: Experiment, n: int, fold: str, seed: int) -> dict[str, Any]:
-    """`n` configurations of the folder's search space trained in the copy; the pool (see `read_pool`)."""
+def train_pool(ws: Copy, exp: Experiment, n: int, fold: str, seed: int, epochs: int | None = None) -> dict[str, Any]:
+    """`n` configurations of the folder's search space trained in the copy (a network's to `epochs`, default its
+    max_epochs); the pool (see `read_pool`)."""
     space = search_space(exp)
+    cap = [f"max_epochs={epochs}"] if epochs and exp.max_epochs else []
     study = f"pool-{exp.name}-{fold}-{seed}"
     say(f"pool: {n} trials of {exp.name} over hparams_search={space}, random sampler (seed {seed}), fold={fold}, "
         f"pruner=none, the folder's early stopping")
@@ -42,7 +44,7 @@ def train_pool(ws: Copy, exp: Experiment, n: int, fold: str, seed: int) -> dict[
     ws.python(str(ws.root / exp.train_py), "-m", f"hparams_search={space}", f"hydra.sweeper.n_trials={n}",
               "hydra/sweeper/sampler=random", f"hydra.sweeper.sampler.seed={seed}",
               f"hydra.sweeper.study_name={study}", "pruner=none", f"fold={fold}", "mlflow.log_model=false",
-              "mlflow.log_checkpoint=false", what=f"the pool sweep, {exp.train_py} -m")
+              "mlflow.log_checkpoint=false", *cap, what=f"the pool sweep, {exp.train_py} -m")
     pool = read_pool(ws.root / "logs/mlruns/mlflow.db", exp, study)
     pool.update(space=space, seed=seed, train_s=time.perf_counter() - t0)
     return pool

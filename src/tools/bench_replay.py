@@ -213,7 +213,7 @@ def thresholds(args: Any, maximize: bool) -> tuple[float, float]:
     return median, p90
 
 
-def pool_of(ws: Any, exp: Any, args: Any) -> dict[str, Any]:
+def pool_of(ws: Any, exp: Any, args: Any, epochs: int | None) -> dict[str, Any]:
     """The pool: --pool-file, or trained in the copy (data prepared first) and written beside the report."""
     import json
 
@@ -223,12 +223,12 @@ def pool_of(ws: Any, exp: Any, args: Any) -> dict[str, Any]:
     if args.pool_file:
         return json.loads(Path(args.pool_file).read_text())
     manifest = prepare_data(ws, exp, args.size, args.seed, args.n_train)
-    pool = train_pool(ws, exp, args.pool, args.pool_fold, args.seed)
+    pool = train_pool(ws, exp, args.pool, args.pool_fold, args.seed, epochs)
     pool["n_folds"] = int(manifest.get("n_folds") or len(pool["configs"][0]["folds"]))
     return pool
 
 
-def replay_figures(ws: Any, exp: Any, args: Any, stamp: str) -> int:
+def replay_figures(ws: Any, exp: Any, args: Any, stamp: str, epochs: int | None = None) -> int:
     """The pool (trained or read), every option of the folder's pruner group replayed on it per sweep kind (single
     fold; fold=all when the pool has all folds); the tables printed, the plots and one JSON written."""
     import json
@@ -236,7 +236,7 @@ def replay_figures(ws: Any, exp: Any, args: Any, stamp: str) -> int:
 
     from src.utils.core.paths import ROOT
 
-    pool = pool_of(ws, exp, args)
+    pool = pool_of(ws, exp, args, epochs)
     path = args.out / f"bench_replay_{exp.name}_{stamp}"
     (path.parent / f"{path.name}_pool.json").write_text(json.dumps(pool))
     maximize = pool["mode"] == "max"
