@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -112,6 +113,13 @@ class Workspace:
         import mlflow
 
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+
+def ctrl_c_reaches_it() -> None:
+    """A `preexec_fn` for a process a test interrupts with SIGINT, as Ctrl-C at a terminal would: a suite started
+    in the background of a non-interactive shell (`bash scripts/test.sh &`, a CI runner) passes SIGINT down
+    ignored, and a process that inherits it ignored keeps it so (as `nohup` asks), so the signal would never land."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_workspace(dest: Path) -> Workspace:

@@ -13,7 +13,7 @@ import optuna
 import pytest
 import torch
 
-from tests.conftest import Workspace, make_workspace
+from tests.conftest import Workspace, ctrl_c_reaches_it, make_workspace
 
 pytestmark = pytest.mark.slow
 LONG = ["max_epochs=60", "~callbacks.early_stopping"]
@@ -26,7 +26,8 @@ def ws(prepared: Workspace) -> Workspace:
 
 def start(ws: Workspace, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ws.root / "src/model/model01/train.py"), *args], cwd=ws.cwd,
-                            env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_reaches_it)
 
 
 def wait_for_checkpoint(ws: Workspace, proc: subprocess.Popen, known: set[Path], timeout: float = 180) -> Path:

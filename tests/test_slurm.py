@@ -23,7 +23,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import Workspace
+from tests.conftest import Workspace, ctrl_c_reaches_it
 from tests.docs import block_after, poetry_bin
 from tests.test_services import client, exports, free_port, study, sweep_runs
 
@@ -192,7 +192,7 @@ def sweep(ws: Workspace, env: dict[str, str], name: str, *args: str) -> subproce
            "hydra/launcher=submitit_slurm", "hydra.sweeper.n_jobs=2", f"hydra.sweeper.study_name={name}",
            "pruner=none", *args]
     return subprocess.Popen(cmd, cwd=ws.cwd, env=ws.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=ctrl_c_reaches_it)
 
 
 STOP = threading.Event()

@@ -453,3 +453,28 @@ def test_the_tabular_network_on_a_binary_table_learns_its_logit_with_cross_entro
     accuracy = float(((logits[:, 0] >= 0).numpy() == y[400:]).mean())
     majority = max(float(y[400:].mean()), 1 - float(y[400:].mean()))
     assert accuracy > majority + 0.1, (accuracy, majority)
+
+
+def test_the_run_logger_writes_every_point_in_batches_and_all_of_them_when_the_fit_ends(tmp_path: Path) -> None:
+    import mlflow
+
+    from src.utils.run.lightning import RunLogger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    run = client.create_run(client.create_experiment("e"))
+    logger = RunLogger(tracking_uri=uri, run_id=run.info.run_id, prefix="fold2")
+    logger.flush_every_s = 3600.0
+    calls = []
+    log_batch = logger.experiment.log_batch
+    logger.experiment.log_batch = lambda **kw: (calls.append(len(kw["metrics"])), log_batch(**kw))[1]
+    for epoch in range(40):
+        logger.log_metrics({"val_acc": epoch / 40, "train_loss": 1.0 - epoch / 40, "note": "skipped"}, step=epoch)
+    assert calls == [] and client.get_metric_history(run.info.run_id, "fold2-val_acc") == []
+    logger.finalize("failed")  # Lightning's call on an error or an interrupt as on success
+    assert calls == [80]
+    history = client.get_metric_history(run.info.run_id, "fold2-val_acc")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(e, e / 40) for e in range(40)]
+    logger.flush_every_s = 0.0  # due: each call writes what is pending
+    logger.log_metrics({"val_acc": 1.0}, step=40)
+    assert calls == [80, 1]
