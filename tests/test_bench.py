@@ -88,6 +88,14 @@ def test_a_count_below_one_is_refused_not_replaced_by_the_default(bad: list[str]
     assert exc.value.code == 2 and "must be >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bad", [["--confirm"], ["--pruning", "--confirm", "--replay"],
+                                 ["--pruning", "--confirm", "--sizes", "0"]])
+def test_confirm_goes_with_pruning_alone(bad: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(bad)
+    assert exc.value.code == 2 and "--confirm goes with --pruning" in capsys.readouterr().err
+
+
 def test_counts_not_given_are_the_sizes_defaults() -> None:
     assert bench.parse_args([])[2:] == (5, 3)
     assert bench.parse_args(["--size", "tiny", "--epochs", "4"])[2:] == (2, 4)
@@ -155,6 +163,36 @@ def check_replay_report(report: dict, stdout: str) -> None:
         assert Path(r["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pool = json.loads(Path(re.search(r"^report: (\S+)\.json$", stdout, re.M).group(1) + "_pool.json").read_text())
     assert len(pool["configs"]) == bench["pool"] and all(c["folds"] for c in pool["configs"])
+
+
+def check_confirm_report(report: dict, stdout: str) -> None:
+    """A `bash scripts/bench.sh --pruning --confirm` report: per pruner, seed and size both sides' bests, whether
+    they are the same trial and the work share; the table and the count printed, each side's sweep recorded."""
+    bench, rows = report["bench"], report["rows"]
+    assert rows and {r["seed"] for r in rows} == set(bench["seeds"])
+    assert {r["size"] for r in rows} == set(bench["sizes"])
+    for r in rows:
+        assert r["none_best"] is not None and 0 < r["work"] <= 1 and 0 <= r["pruned_trials"] <= r["size"], r
+        assert r["same_best"] == (r["none_params"] == r["pruned_params"]), r
+    assert all(f"none-{s}" in report["sweeps"] for s in bench["seeds"])
+    assert report["table"] in stdout and "best trial in " in stdout
+
+
+def test_a_confirmation_compares_prefixes_of_one_sweep_and_the_best_trials_parameters() -> None:
+    from src.tools.bench_confirm import compare
+
+    def t(state: str, value: float | None, lr: float, steps: int) -> dict:
+        return {"state": state, "value": value, "params": {"lr": lr}, "steps": steps}
+
+    none = [t("COMPLETE", 0.90, 1, 10), t("COMPLETE", 0.99, 2, 10), t("COMPLETE", 0.95, 3, 10)]
+    kept = [t("COMPLETE", 0.90, 1, 10), t("COMPLETE", 0.99, 2, 10), t("PRUNED", None, 3, 2)]
+    lost = [t("COMPLETE", 0.90, 1, 10), t("PRUNED", None, 2, 1), t("COMPLETE", 0.95, 3, 10)]
+    row = compare(none, kept, 3, maximize=True)
+    assert row["same_best"] and row["pruned_trials"] == 1 and row["work"] == 22 / 30
+    row = compare(none, lost, 3, maximize=True)
+    assert not row["same_best"] and row["pruned_best"] == 0.95 and row["none_best"] == 0.99
+    assert compare(none, lost, 1, maximize=True)["same_best"]  # the first trial alone: both the same
+    assert compare(none, kept, 3, maximize=False)["none_params"] == {"lr": 1}  # minimise: the lowest value
 
 
 def test_time_to_best_counts_complete_trials_against_the_unpruned_best() -> None:

@@ -44,7 +44,13 @@ import pytest
 
 from tests.conftest import Workspace, copy_prepared, make_workspace, write_kaggle_csvs
 from tests.docs import BACK_LINK, DOCS, REPO, Command, broken_links, documented_commands, poetry_bin, readme_commands
-from tests.test_bench import check_ensemble_report, check_pruning_report, check_replay_report, check_report
+from tests.test_bench import (
+    check_confirm_report,
+    check_ensemble_report,
+    check_pruning_report,
+    check_replay_report,
+    check_report,
+)
 
 COMMANDS = documented_commands()
 TINY_RUN = ["max_epochs=1"]
@@ -111,7 +117,7 @@ def check_composed(ws: Workspace, env: dict[str, str], text: str, where: str) ->
 # The benchmark runs once per mode (its timings, its pruners, its blend methods, or another experiment's); a later
 # documented command of a mode already run (other sizes, counts, --fold, --threads, --keep) has its options checked by
 # the benchmark's own parser, as written, sizes included.
-BENCH_MODES = ("--profile", "--replay", "--pruning", "--ensemble")
+BENCH_MODES = ("--profile", "--replay", "--confirm", "--pruning", "--ensemble")
 
 
 def bench_mode(text: str) -> str:
@@ -553,6 +559,8 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
             line = line.replace("--trials 2", "--trials 1")
         if "--replay" in text:  # a pool of six, replayed in five orders: every step of the replay, in seconds
             line += " --pool 6 --orders 5"
+        elif "--confirm" in text:  # one sampler seed: each side's sweep is the same code for every seed
+            line += " --sampler-seeds 42"
         elif "--pruning" in text:  # the default pruner against none: the candidates' own sweeps are the same code
             line += " --pruners auto"
         if "--ensemble" in text:  # three members: every method's code path, a fraction of the time
@@ -599,6 +607,8 @@ def run_documented(command: Command, session: Session, prepared_template: Worksp
             report = json.loads(Path(re.search(r"^report: (\S+\.json)$", out, re.M).group(1)).read_text())
             if "--replay" in text:  # per option and sweep kind: the table, the plot, the recommendation
                 check_replay_report(report, out)
+            elif "--confirm" in text:  # per seed and size: both sides' bests, the same trial or not, the work
+                check_confirm_report(report, out)
             elif "--pruning" in text:  # per pruner, beside pruner=none: its figures, the table and the plot
                 check_pruning_report(report, out)
             elif "--ensemble" in text:  # each method's time, phases and scores, and the table

@@ -120,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--orders", type=int, default=100, help="random orders per sweep size (default 100)")
     replay.add_argument("--max-median", type=float, help="median regret that keeps the best (default 0.001, or "
                                                          "0.005 of the best for a metric to minimise)")
+    confirm = parser.add_argument_group("--pruning --confirm: a pruner against none, live (bench_confirm.py)")
+    confirm.add_argument("--confirm", action="store_true",
+                         help="with --pruning: the folder's sweep over its first hparams_search space with pruner=none "
+                              "and with each of --pruners (default auto), per --sampler-seeds; the same best?")
+    confirm.add_argument("--sampler-seeds", type=lambda s: tuple(int(x) for x in s.split(",") if x), metavar="A,B",
+                         default=(42, 0, 1), help="sampler seeds (default 42,0,1: the sample folders' seed, then 0, 1)")
+    confirm.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",") if x), metavar="A,B",
+                         default=(5, 20), help="sweep sizes compared, prefixes of one sweep of --trials (default "
+                                               "5,20: the demo's and 20)")
     replay.add_argument("--max-p90", type=float, help="90th-percentile regret (default 0.003, or 0.005 of the best)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of A/B: the workspace sweep with one trial after the first under cProfile "
@@ -187,6 +196,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Experiment, 
         check_pruning(parser, args, exp)
     if args.replay and (not args.pruning or args.pool < 5 or args.orders < 1):
         parser.error("--replay goes with --pruning, --pool N with N >= 5 and --orders N with N >= 1")
+    if args.confirm and (not args.pruning or args.replay or not args.sampler_seeds or min(args.sizes or [0]) < 1):
+        parser.error("--confirm goes with --pruning (not --replay), --sampler-seeds A,B and --sizes N,M with N >= 1")
     from src.tools.bench_trees import is_tree_folder
 
     if is_tree_folder(exp) and args.trials is None and args.size != "tiny":
@@ -340,6 +351,10 @@ def run_mode(ws: Copy, plan: Plan) -> int:
     warn_if_busy(args.threads, load_before)
     if args.profile:
         return profile(ws, plan)
+    if args.confirm:
+        from src.tools.bench_confirm import confirm_figures
+
+        return confirm_figures(ws, exp, args, plan.trials, plan.stamp)
     if args.pruning:
         from src.tools.bench_pruning import pruning_figures
 
@@ -348,7 +363,7 @@ def run_mode(ws: Copy, plan: Plan) -> int:
     if args.size == "tiny":  # the small-table row: a fold=all run against a bare loop of the same epochs
         from src.tools.bench_small import small_table
 
-        small_table(ws, exp, plan.stamp, args.out)
+        small_table(ws, exp, plan.stamp, args.out, args.epochs)
     return rc
 
 

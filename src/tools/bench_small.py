@@ -20,11 +20,13 @@ from src.tools.bench_workspace import Copy, say
 TARGET = 3.0
 
 
-def workspace_fold_all(ws: Copy, exp: Experiment) -> dict[str, Any]:
-    """A's run: its process wall and CPU, the epochs each fold trained and its CV mean of the monitor."""
+def workspace_fold_all(ws: Copy, exp: Experiment, epochs: int | None = None) -> dict[str, Any]:
+    """A's run (a network's to `epochs` per fold when given): its process wall and CPU, the epochs each fold
+    trained and its CV mean of the monitor."""
     import mlflow
 
-    wall, cpu, out = ws.python(str(ws.root / exp.train_py), "fold=all", what=f"{exp.train_py} fold=all (A)")
+    cap = [f"max_epochs={epochs}"] if epochs and exp.max_epochs else []
+    wall, cpu, out = ws.python(str(ws.root / exp.train_py), "fold=all", *cap, what=f"{exp.train_py} fold=all (A)")
     found = re.search(r"run_id=(\w+)", out)
     if not found:
         raise RuntimeError(f"{exp.train_py} fold=all printed no run_id; re-run with --keep and look at its log")
@@ -37,10 +39,11 @@ def workspace_fold_all(ws: Copy, exp: Experiment) -> dict[str, Any]:
             "cv": run.data.metrics[f"best_{monitor}"], "monitor": monitor}
 
 
-def small_table(ws: Copy, exp: Experiment, stamp: str, out_dir: Any) -> dict[str, Any]:
-    """A and B side by side; prints the row and writes bench_small_<experiment>_<stamp>.json."""
+def small_table(ws: Copy, exp: Experiment, stamp: str, out_dir: Any, epochs: int | None = None) -> dict[str, Any]:
+    """A and B side by side (`epochs`: --epochs when given, else the folder's max_epochs and early stopping);
+    prints the row and writes bench_small_<experiment>_<stamp>.json."""
     say(f"small table: {exp.train_py} fold=all against a bare loop of the same epochs")
-    a = workspace_fold_all(ws, exp)
+    a = workspace_fold_all(ws, exp, epochs)
     out_file = ws.cwd / "small-table-B.json"
     wall, cpu, _ = ws.python("-m", "src.tools.bench_floor", "--config-dir", str(ws.root / exp.config_dir),
                              "--feature-dir", str(ws.root / exp.feature_dir), "--fold-epochs",
