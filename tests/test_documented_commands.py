@@ -123,6 +123,8 @@ BENCH_MODES = ("--profile", "--replay", "--confirm", "--pruning", "--ensemble")
 def bench_mode(text: str) -> str:
     words = shlex.split(text)
     experiment = words[words.index("--experiment") + 1] if "--experiment" in words else "model01"
+    if "--confirm" in words:  # the folder's own sweeps, whatever its learner: one path
+        return "--confirm"
     if (REPO / "config/model" / experiment / "estimator").is_dir():
         return "a tree folder against its library"  # one path for every tree folder and size (bench_trees.py)
     return next((m for m in BENCH_MODES if m in words), "timings")  # any network folder: the same path
