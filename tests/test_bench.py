@@ -191,6 +191,9 @@ def test_a_confirmation_compares_prefixes_of_one_sweep_and_the_best_trials_param
     assert row["same_best"] and row["pruned_trials"] == 1 and row["work"] == 22 / 30
     row = compare(none, lost, 3, maximize=True)
     assert not row["same_best"] and row["pruned_best"] == 0.95 and row["none_best"] == 0.99
+    assert row["regret"] == pytest.approx(0.04)
+    worse = compare(lost, none, 3, maximize=True)  # the "pruned" side found better: a negative regret
+    assert worse["regret"] == pytest.approx(-0.04) and worse["regret_rel"] == pytest.approx(-0.04 / 0.95)
     assert compare(none, lost, 1, maximize=True)["same_best"]  # the first trial alone: both the same
     assert compare(none, kept, 3, maximize=False)["none_params"] == {"lr": 1}  # minimise: the lowest value
 

@@ -7,7 +7,9 @@ default `auto`). The sweeper seeds its sampler per trial number and runs the tri
 trial's parameters depend only on the trials before it: the first n trials of a sweep of `--trials` are the sweep
 of n trials, and one sweep per side gives every size of `--sizes` (default the demo's 5 and 20). Per seed and
 size: each side's best value and the parameters of its best trial, whether the pruned side ended with the
-unpruned side's best trial (the same parameters), and the share of the unpruned epochs (rounds, folds) it trained.
+unpruned side's best trial (the same parameters), the regret (how much worse its best is; negative when its own
+trials, which the sampler chose after other pruned ones, found better), and the share of the unpruned epochs
+(rounds, folds) it trained.
 """
 
 from __future__ import annotations
@@ -49,10 +51,21 @@ def compare(none: list[dict[str, Any]], pruned: list[dict[str, Any]], size: int,
     """The first `size` trials of both sides: bests, whether they are the same trial, the work share."""
     a, b = best_of(none[:size], maximize), best_of(pruned[:size], maximize)
     work = sum(t["steps"] for t in pruned[:size]) / max(1, sum(t["steps"] for t in none[:size]))
-    return {"size": size, "none_best": a and a["value"], "pruned_best": b and b["value"],
+    regret = None
+    if a and b:  # how much worse the pruned side's best is (negative: its own trials found better)
+        regret = a["value"] - b["value"] if maximize else b["value"] - a["value"]
+    return {"size": size, "none_best": a and a["value"], "pruned_best": b and b["value"], "regret": regret,
+            "regret_rel": None if regret is None or not a["value"] else regret / abs(a["value"]),
             "none_params": a and a["params"], "pruned_params": b and b["params"],
             "same_best": bool(a and b and a["params"] == b["params"]), "work": work,
             "pruned_trials": sum(t["state"] == "PRUNED" for t in pruned[:size])}
+
+
+def regret_text(row: dict[str, Any], maximize: bool) -> str:
+    """Absolute for a metric to maximise (accuracy), a share of the unpruned best for one to minimise."""
+    if row["regret"] is None:
+        return "-"
+    return f"{row['regret']:+.4f}" if maximize else f"{row['regret_rel']:+.2%}"
 
 
 def confirm_figures(ws: Copy, exp: Experiment, args: Any, trials: int, stamp: str) -> int:
@@ -70,12 +83,13 @@ def confirm_figures(ws: Copy, exp: Experiment, args: Any, trials: int, stamp: st
             rows += [{"pruner": pruner, "seed": seed, **compare(none, pruned, s, maximize)} for s in sizes]
     lines = [f"live confirmation, {exp.name} (fold={args.fold}, hparams_search={search_space(exp)}): each pruner "
              f"against pruner=none, same sampler seed; the first n trials of one sweep of {trials}",
-             "| pruner | seed | trials | best, none | best, pruned | same best trial | pruned trials | work |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| pruner | seed | trials | best, none | best, pruned | same best trial | regret | pruned trials | work |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['pruner']} | {r['seed']} | {r['size']} | {r['none_best']:.4f} | "
                      f"{'-' if r['pruned_best'] is None else format(r['pruned_best'], '.4f')} | "
-                     f"{'yes' if r['same_best'] else 'NO'} | {r['pruned_trials']}/{r['size']} | {r['work']:.0%} |")
+                     f"{'yes' if r['same_best'] else 'NO'} | {regret_text(r, maximize)} | "
+                     f"{r['pruned_trials']}/{r['size']} | {r['work']:.0%} |")
     text = "\n".join(lines)
     path = args.out / f"bench_confirm_{exp.name}_{stamp}.json"
     path.write_text(json.dumps({"bench": {"experiment": exp.name, "fold": str(args.fold), "trials": trials,
