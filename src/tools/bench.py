@@ -78,6 +78,32 @@ DEFAULT_RUNS = {"digits": (5, 3), "mnist": (3, 2), "tiny": (2, 1), "large": (20,
 # --------------------------------------------------------------------------------------------------
 # The command line
 # --------------------------------------------------------------------------------------------------
+def add_replay_and_confirm(parser: argparse.ArgumentParser) -> None:
+    """--pruning --replay (recorded curves) and --pruning --confirm (live) options."""
+    replay = parser.add_argument_group("--pruning --replay: every pruner on recorded curves (bench_replay.py)")
+    replay.add_argument("--replay", action="store_true",
+                        help="with --pruning: train a pool of the folder's sweep once (pruner=none), then replay "
+                             "every option of its pruner group on it over --orders random orders and 5/10/20/50 "
+                             "trials: regret and work per option and size")
+    replay.add_argument("--pool", type=int, default=60, help="configurations in the pool (default 60)")
+    replay.add_argument("--pool-fold", default="all", choices=("all", "0"),
+                        help="the pool's runs: all (default; both replays) or 0 (single fold, cheaper)")
+    replay.add_argument("--pool-file", type=Path, help="replay a recorded pool (a *_pool.json) without training")
+    replay.add_argument("--orders", type=int, default=100, help="random orders per sweep size (default 100)")
+    replay.add_argument("--max-median", type=float, help="median regret that keeps the best (default 0.001, or "
+                                                         "0.005 of the best for a metric to minimise)")
+    confirm = parser.add_argument_group("--pruning --confirm: a pruner against none, live (bench_confirm.py)")
+    confirm.add_argument("--confirm", action="store_true",
+                         help="with --pruning: the folder's sweep over its first hparams_search space with pruner=none "
+                              "and with each of --pruners (default auto), per --sampler-seeds; the same best?")
+    confirm.add_argument("--sampler-seeds", type=lambda s: tuple(int(x) for x in s.split(",") if x), metavar="A,B",
+                         default=(42, 0, 1), help="sampler seeds (default 42,0,1: the sample folders' seed, then 0, 1)")
+    confirm.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",") if x), metavar="A,B",
+                         default=(5, 20), help="sweep sizes compared, prefixes of one sweep of --trials (default "
+                                               "5,20: the demo's and 20)")
+    replay.add_argument("--max-p90", type=float, help="90th-percentile regret (default 0.003, or 0.005 of the best)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bash scripts/bench.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,28 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     pruning.add_argument("--fold", default="0", help="the sweeps' fold: a number, or all (folds as steps)")
     pruning.add_argument("--tolerance", type=float, default=0.002,
                          help="time-to-best: when the best-so-far first came within this of the unpruned best")
-    replay = parser.add_argument_group("--pruning --replay: every pruner on recorded curves (bench_replay.py)")
-    replay.add_argument("--replay", action="store_true",
-                        help="with --pruning: train a pool of the folder's sweep once (pruner=none), then replay "
-                             "every option of its pruner group on it over --orders random orders and 5/10/20/50 "
-                             "trials: regret and work per option and size")
-    replay.add_argument("--pool", type=int, default=60, help="configurations in the pool (default 60)")
-    replay.add_argument("--pool-fold", default="all", choices=("all", "0"),
-                        help="the pool's runs: all (default; both replays) or 0 (single fold, cheaper)")
-    replay.add_argument("--pool-file", type=Path, help="replay a recorded pool (a *_pool.json) without training")
-    replay.add_argument("--orders", type=int, default=100, help="random orders per sweep size (default 100)")
-    replay.add_argument("--max-median", type=float, help="median regret that keeps the best (default 0.001, or "
-                                                         "0.005 of the best for a metric to minimise)")
-    confirm = parser.add_argument_group("--pruning --confirm: a pruner against none, live (bench_confirm.py)")
-    confirm.add_argument("--confirm", action="store_true",
-                         help="with --pruning: the folder's sweep over its first hparams_search space with pruner=none "
-                              "and with each of --pruners (default auto), per --sampler-seeds; the same best?")
-    confirm.add_argument("--sampler-seeds", type=lambda s: tuple(int(x) for x in s.split(",") if x), metavar="A,B",
-                         default=(42, 0, 1), help="sampler seeds (default 42,0,1: the sample folders' seed, then 0, 1)")
-    confirm.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",") if x), metavar="A,B",
-                         default=(5, 20), help="sweep sizes compared, prefixes of one sweep of --trials (default "
-                                               "5,20: the demo's and 20)")
-    replay.add_argument("--max-p90", type=float, help="90th-percentile regret (default 0.003, or 0.005 of the best)")
+    add_replay_and_confirm(parser)
     parser.add_argument("--profile", action="store_true",
                         help="instead of A/B: the workspace sweep with one trial after the first under cProfile "
                              "(src/tools/bench_profile.py): where a trial's time goes outside training")
