@@ -73,7 +73,7 @@ def confirm_figures(ws: Copy, exp: Experiment, args: Any, trials: int, stamp: st
     maximize = exp.monitor_mode == "max"
     sizes = sorted(s for s in args.sizes if s <= trials) or [trials]
     rows, sides = [], {}
-    cap = [f"max_epochs={args.epochs}"] if args.epochs and exp.max_epochs else []  # a network's, when given
+    cap = exp.epochs_override(args.epochs)
     for pruner in args.pruners or ("auto",):
         for seed in args.sampler_seeds:
             if ("none", seed) not in sides:

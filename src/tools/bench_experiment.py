@@ -33,6 +33,10 @@ class Experiment:
     monitor_mode: str = "max"  # the config's monitor_mode: the direction of "best"
     max_epochs: int = 15  # the config's max_epochs (0 for a tree folder)
 
+    def epochs_override(self, epochs: int | None) -> list[str]:
+        """`max_epochs=<epochs>` for a network when --epochs is given; nothing for a tree (its rounds are its own)."""
+        return [f"max_epochs={epochs}"] if epochs and self.max_epochs else []
+
 
 def _compose(config_dir: Path) -> Any:
     """A folder's config as its entry script composes it (no overrides)."""

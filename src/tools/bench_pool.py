@@ -36,7 +36,7 @@ def train_pool(ws: Copy, exp: Experiment, n: int, fold: str, seed: int, epochs: 
     """`n` configurations of the folder's search space trained in the copy (a network's to `epochs`, default its
     max_epochs); the pool (see `read_pool`)."""
     space = search_space(exp)
-    cap = [f"max_epochs={epochs}"] if epochs and exp.max_epochs else []
+    cap = exp.epochs_override(epochs)
     study = f"pool-{exp.name}-{fold}-{seed}"
     say(f"pool: {n} trials of {exp.name} over hparams_search={space}, random sampler (seed {seed}), fold={fold}, "
         f"pruner=none, the folder's early stopping")

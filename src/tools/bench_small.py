@@ -25,7 +25,7 @@ def workspace_fold_all(ws: Copy, exp: Experiment, epochs: int | None = None) -> 
     trained and its CV mean of the monitor."""
     import mlflow
 
-    cap = [f"max_epochs={epochs}"] if epochs and exp.max_epochs else []
+    cap = exp.epochs_override(epochs)
     wall, cpu, out = ws.python(str(ws.root / exp.train_py), "fold=all", *cap, what=f"{exp.train_py} fold=all (A)")
     found = re.search(r"run_id=(\w+)", out)
     if not found:
